@@ -1,0 +1,86 @@
+/**
+ * The CLI dispatcher: a table of verbs, each loaded on demand.
+ *
+ * @module
+ */
+import { AstridError, VERSION } from "../kernel/mod.ts";
+import { type CliIo, processIo } from "./io.ts";
+import { UsageError } from "./errors.ts";
+
+/** A verb's implementation: receives the arguments after the verb; resolves an exit code. */
+export type VerbRun = (args: string[], io: CliIo) => Promise<number>;
+
+interface Verb {
+  summary: string;
+  load: () => Promise<VerbRun>;
+}
+
+const VERBS: Record<string, Verb> = {
+  audit: {
+    summary: "Verify or show the signed audit chains (verify, show)",
+    load: async () => (await import("./audit_command.ts")).runAudit,
+  },
+  keypair: {
+    summary: "Show the runtime public key (pubkey)",
+    load: async () => (await import("./keypair_command.ts")).runKeypair,
+  },
+};
+
+/** The top-level help text. */
+export function helpText(): string {
+  const width = Math.max(...Object.keys(VERBS).map((v) => v.length));
+  return [
+    `astrid ${VERSION}: an operating system for AI agents`,
+    "",
+    "Usage: astrid <command> [options]",
+    "",
+    "Commands:",
+    ...Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`),
+    "",
+    "Options:",
+    "  -h, --help     Show this help",
+    "  -V, --version  Show the version",
+    "",
+    "Environment: ASTRID_HOME (default ~/.astrid)",
+  ].join("\n");
+}
+
+/** Runs the CLI with `args`; resolves the process exit code (0 ok, 1 error, 2 usage). */
+export async function runCli(args: string[], io: CliIo = processIo): Promise<number> {
+  const [first, ...rest] = args;
+  if (first === undefined || first === "-h" || first === "--help" || first === "help") {
+    io.out(helpText());
+    return 0;
+  }
+  if (first === "-V" || first === "--version") {
+    io.out(`astrid ${VERSION}`);
+    return 0;
+  }
+  const verb = VERBS[first];
+  if (verb === undefined) {
+    io.err(`error: Unknown command "${first}": run astrid --help for the list`);
+    return 2;
+  }
+  try {
+    const run = await verb.load();
+    return await run(rest, io);
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+function reportError(err: unknown, io: CliIo): number {
+  if (err instanceof UsageError) {
+    io.err(`error: ${err.message}`);
+    io.err(`Run astrid ${err.data?.verb} --help for usage`);
+    return 2;
+  }
+  if (err instanceof AstridError) {
+    io.err(`error: ${err.message}`);
+    if (Deno.env.get("ASTRID_DEBUG")) io.err(`  code: ${err.code}`);
+    return 1;
+  }
+  io.err(`error: Internal error: ${(err as Error)?.message ?? String(err)}`);
+  if (Deno.env.get("ASTRID_DEBUG")) io.err(String((err as Error)?.stack ?? ""));
+  return 1;
+}
