@@ -19,7 +19,7 @@
  * const key = await KeyPair.generate();
  * const log = new AuditLog(new MemoryStore(), { signer: key });
  * await log.append({
- *   principal: "default", action: "fs.write", resource: "workspace://a.txt",
+ *   principal: "default", action: "fs.write", resource: "fs:/work/repo/a.txt",
  *   decision: "allowed", reason: "covered by token", layer: "token", decider: "token",
  * });
  * const report = await log.verify("default", key.publicKey);

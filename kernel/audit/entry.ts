@@ -38,7 +38,7 @@ export interface AuditInput {
   principal: string;
   /** What was attempted, e.g. `fs.write`, `tool.execute`, `capability.mint`. */
   action: string;
-  /** What it was attempted on, e.g. `workspace://src/a.ts`. */
+  /** What it was attempted on, as a canonical resource, e.g. `fs:/work/repo/src/a.ts`. */
   resource: string;
   /** The outcome. */
   decision: Decision;
