@@ -13,6 +13,8 @@ export type VerbRun = (args: string[], io: CliIo) => Promise<number>;
 interface Verb {
   summary: string;
   load: () => Promise<VerbRun>;
+  /** Internal verbs run like any other but are left out of the help. */
+  hidden?: boolean;
 }
 
 const VERBS: Record<string, Verb> = {
@@ -24,18 +26,36 @@ const VERBS: Record<string, Verb> = {
     summary: "Show the runtime public key (pubkey)",
     load: async () => (await import("./keypair_command.ts")).runKeypair,
   },
+  start: {
+    summary: "Start a persistent daemon in the background",
+    load: async () => (await import("./lifecycle_command.ts")).runStart,
+  },
+  status: {
+    summary: "Show the daemon's PID, uptime, clients and capsules (--json)",
+    load: async () => (await import("./lifecycle_command.ts")).runStatus,
+  },
+  stop: {
+    summary: "Stop the daemon gracefully",
+    load: async () => (await import("./lifecycle_command.ts")).runStop,
+  },
+  daemon: {
+    summary: "Run the kernel in the foreground (internal; --ephemeral)",
+    load: async () => (await import("./daemon_command.ts")).runDaemon,
+    hidden: true,
+  },
 };
 
 /** The top-level help text. */
 export function helpText(): string {
-  const width = Math.max(...Object.keys(VERBS).map((v) => v.length));
+  const shown = Object.entries(VERBS).filter(([, v]) => v.hidden !== true);
+  const width = Math.max(...shown.map(([name]) => name.length));
   return [
     `astrid ${VERSION}: an operating system for AI agents`,
     "",
     "Usage: astrid <command> [options]",
     "",
     "Commands:",
-    ...Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`),
+    ...shown.map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`),
     "",
     "Options:",
     "  -h, --help     Show this help",

@@ -1,0 +1,103 @@
+/**
+ * The seam between the daemon and the capsule runtime.
+ *
+ * The daemon does not know how capsules are discovered, loaded or run; it asks a
+ * {@link CapsuleHost}. The management requests (`ListCapsules`, `GetCommands`,
+ * `GetCapsuleMetadata`, `ReloadCapsules`) and `status` read it, the idle monitor asks it whether
+ * a daemon or cron capsule keeps the daemon up, and shutdown unloads through it.
+ *
+ * Until the capsule runtime lands, the daemon boots with {@link EmptyCapsuleHost}: no capsules.
+ * The runtime plugs in through `DaemonOptions.capsules`, a factory that receives the booted
+ * kernel parts (home, bus, store, audit, config) and returns its host; the daemon calls
+ * {@link CapsuleHost.load} once during boot, before the socket opens, and publishes
+ * `astrid.v1.capsules_loaded` after it.
+ *
+ * @module
+ */
+import type { JsonValue } from "../events/mod.ts";
+
+/** One loaded capsule, as `ListCapsules` and `status` show it. */
+export interface CapsuleSummary {
+  /** The capsule name. */
+  readonly name: string;
+  /** Its version. */
+  readonly version: string;
+  /** Its one-line description. */
+  readonly description?: string;
+  /** Where it was installed: for a principal (`principal`) or a workspace (`workspace`). */
+  readonly scope?: "principal" | "workspace";
+  /** Its engines (`wasm`, `mcp`, `static`). */
+  readonly engines?: readonly string[];
+  /** `loaded`, or `failed` with a reason. */
+  readonly state: "loaded" | "failed";
+  /** Why it failed to load. */
+  readonly error?: string;
+}
+
+/** A slash command a capsule declares (`[[command]]`). */
+export interface CommandSummary {
+  /** The command name, without the slash. */
+  readonly name: string;
+  /** The capsule declaring it. */
+  readonly capsule: string;
+  /** What it does. */
+  readonly description: string;
+}
+
+/** What a reload did. */
+export interface ReloadReport {
+  /** Capsules loaded after the reload. */
+  readonly loaded: readonly string[];
+  /** Capsules that failed, with reasons. */
+  readonly failed: readonly { readonly name: string; readonly error: string }[];
+}
+
+/** The daemon's view of the capsule runtime. */
+export interface CapsuleHost {
+  /** Loads every discovered capsule; called once during boot. */
+  load(): Promise<ReloadReport>;
+  /** The loaded (and failed) capsules visible to `principal`. */
+  list(principal: string): CapsuleSummary[];
+  /** The slash commands visible to `principal`. */
+  commands(principal: string): CommandSummary[];
+  /** One capsule's metadata (manifest summary) for `principal`, or undefined when unknown. */
+  metadata(name: string, principal: string): JsonValue | undefined;
+  /** Unloads and loads everything again. */
+  reload(): Promise<ReloadReport>;
+  /** True while a daemon or cron capsule runs, which keeps an idle daemon up. */
+  keepsAlive(): boolean;
+  /** Unloads everything (shutdown). */
+  close(): Promise<void>;
+}
+
+/** The host used until the capsule runtime exists: no capsules, nothing to reload. */
+export class EmptyCapsuleHost implements CapsuleHost {
+  /** Loads nothing. */
+  load(): Promise<ReloadReport> {
+    return Promise.resolve({ loaded: [], failed: [] });
+  }
+  /** No capsules. */
+  list(): CapsuleSummary[] {
+    return [];
+  }
+  /** No commands. */
+  commands(): CommandSummary[] {
+    return [];
+  }
+  /** Nothing is known. */
+  metadata(): JsonValue | undefined {
+    return undefined;
+  }
+  /** Reloads nothing. */
+  reload(): Promise<ReloadReport> {
+    return this.load();
+  }
+  /** Nothing keeps the daemon up. */
+  keepsAlive(): boolean {
+    return false;
+  }
+  /** Nothing to unload. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

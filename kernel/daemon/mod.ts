@@ -1,0 +1,95 @@
+/**
+ * The daemon: the kernel process and its Unix socket. Owns the boot sequence and graceful
+ * shutdown, `run/` (socket, session token, ready sentinel, instance lock), the wire protocol
+ * between frontends and the kernel (frames, hello, methods, events, the client bus ACL;
+ * `docs/protocol.md`), the protocol client every frontend uses, the management requests on
+ * `astrid.v1.request.*`, connection and session tracking, idle and ephemeral shutdown, and the
+ * principal registry (principals created on first use). `docs/daemon.md` describes it.
+ *
+ * It leaves to others: what capsules are and how they run (`capsule/`, reached through the
+ * {@link CapsuleHost} seam), what flows on the bus (`events/`, `docs/bus_topics.md`), security
+ * decisions (`security/`), and spawning a daemon from the CLI (`cli/`).
+ *
+ * Importing this surface is cheap: the kernel's heavy folders (storage, audit, crypto, config,
+ * the bus) load only when {@link bootDaemon} runs, so a client such as `astrid status` never
+ * loads them.
+ *
+ * @module
+ */
+export {
+  bootDaemon,
+  type Daemon,
+  type DaemonOptions,
+  type KernelParts,
+  type ShutdownInfo,
+} from "./daemon.ts";
+export {
+  type CallOptions,
+  ClientSubscription,
+  type CloseInfo,
+  type ConnectOptions,
+  DaemonClient,
+} from "./daemon_client.ts";
+export {
+  encodeFrame,
+  FrameDecoder,
+  HELLO_MAX_FRAME_BYTES,
+  MAX_FRAME_BYTES,
+} from "./frame_codec.ts";
+export {
+  type ByeFrame,
+  CAPSULES_LOADED_TOPIC,
+  CLIENT_CONNECT_TOPIC,
+  CLIENT_DISCONNECT_TOPIC,
+  CLIENT_PUBLISH_ALLOW,
+  CLIENT_SUBSCRIBE_ALLOW,
+  type ClientFrame,
+  type DaemonStatusWire,
+  type ErrorFrame,
+  type EventFrame,
+  FATAL_WIRE_CODES,
+  type HelloFrame,
+  type JsonValue,
+  MANAGEMENT_TOPIC_PREFIX,
+  ManagementRequest,
+  Method,
+  PROTOCOL_VERSION,
+  type RequestFrame,
+  type RequestId,
+  type ResponseFrame,
+  type ServerFrame,
+  SESSION_ENDED_TOPIC,
+  SESSION_ID_RE,
+  SHUTDOWN_TOPIC,
+  type WelcomeFrame,
+  WireCode,
+  type WireError,
+} from "./protocol.ts";
+export {
+  checkSocketPath,
+  type EnvReader,
+  locateHome,
+  type RunPaths,
+  runPaths,
+  sunPathLimit,
+} from "./run_paths.ts";
+export {
+  type CapsuleHost,
+  type CapsuleSummary,
+  type CommandSummary,
+  EmptyCapsuleHost,
+  type ReloadReport,
+} from "./capsule_host.ts";
+export {
+  type AttachResult,
+  ConnectionTracker,
+  type TrackedConnection,
+} from "./connection_tracker.ts";
+export {
+  DEFAULT_EPHEMERAL_GRACE_MS,
+  DEFAULT_EPHEMERAL_START_GRACE_MS,
+  IdleMonitor,
+  type IdleMonitorOptions,
+} from "./idle_monitor.ts";
+export { type LimitDecision, SlidingWindowLimiter } from "./sliding_window_limiter.ts";
+export { DaemonCode, DaemonError, type DaemonErrorData } from "./errors.ts";
