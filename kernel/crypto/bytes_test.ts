@@ -9,7 +9,10 @@ Deno.test("toHex() and fromHex() round-trip", () => {
 });
 
 Deno.test("fromHex() rejects odd lengths and non-hex, naming the field", () => {
-  assert.throws(() => fromHex("abc", "--pubkey"), (e) => hasCode(e, "MALFORMED") && /--pubkey/.test((e as Error).message));
+  assert.throws(
+    () => fromHex("abc", "--pubkey"),
+    (e) => hasCode(e, "MALFORMED") && /--pubkey/.test((e as Error).message),
+  );
   assert.throws(() => fromHex("zz"), (e) => hasCode(e, "MALFORMED"));
 });
 

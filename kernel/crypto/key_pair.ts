@@ -64,7 +64,9 @@ export class KeyPair implements Signer {
 
   /** Signs `message` with the private key. */
   async sign(message: Uint8Array): Promise<Uint8Array> {
-    return new Uint8Array(await crypto.subtle.sign(ED25519, this.#privateKey, message as BufferSource));
+    return new Uint8Array(
+      await crypto.subtle.sign(ED25519, this.#privateKey, message as BufferSource),
+    );
   }
 
   /** The public key as lowercase hex. */

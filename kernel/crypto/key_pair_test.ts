@@ -14,7 +14,10 @@ Deno.test("KeyPair signs and verifySignature() checks", async (t) => {
     assert.equal(await verifySignature(key.publicKey, msg, sig), true);
   });
   await t.step("a flipped message byte fails", async () => {
-    assert.equal(await verifySignature(key.publicKey, new TextEncoder().encode("hellp"), sig), false);
+    assert.equal(
+      await verifySignature(key.publicKey, new TextEncoder().encode("hellp"), sig),
+      false,
+    );
   });
   await t.step("a flipped signature byte fails", async () => {
     const bad = sig.slice();
@@ -70,10 +73,16 @@ Deno.test("KeyPair.load() refuses a key file readable by others or of the wrong 
     const path = join(dir, "k");
     await Deno.writeFile(path, new Uint8Array(32), { mode: 0o644 });
     await Deno.chmod(path, 0o644);
-    await assert.rejects(KeyPair.load(path), (e) => hasCode(e, "KEY_INVALID") && /too open/.test((e as Error).message));
+    await assert.rejects(
+      KeyPair.load(path),
+      (e) => hasCode(e, "KEY_INVALID") && /too open/.test((e as Error).message),
+    );
     await Deno.chmod(path, 0o600);
     await Deno.writeFile(path, new Uint8Array(31));
-    await assert.rejects(KeyPair.load(path), (e) => hasCode(e, "KEY_INVALID") && /expected 32 bytes/.test((e as Error).message));
+    await assert.rejects(
+      KeyPair.load(path),
+      (e) => hasCode(e, "KEY_INVALID") && /expected 32 bytes/.test((e as Error).message),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

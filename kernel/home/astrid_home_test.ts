@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { atomicWrite, AstridHome, resolveHomePath } from "./mod.ts";
+import { AstridHome, atomicWrite, resolveHomePath } from "./mod.ts";
 import { hasCode } from "../errors.ts";
 
 const env = (vars: Record<string, string>) => ({ get: (k: string) => vars[k] });
@@ -12,8 +12,14 @@ Deno.test("resolveHomePath() prefers ASTRID_HOME, then HOME/.astrid", () => {
 });
 
 Deno.test("resolveHomePath() fails clearly instead of falling back to /tmp", () => {
-  assert.throws(() => resolveHomePath(env({})), (e) => hasCode(e, "HOME_UNRESOLVABLE") && /ASTRID_HOME or HOME/.test((e as Error).message));
-  assert.throws(() => resolveHomePath(env({ ASTRID_HOME: "relative/dir" })), (e) => hasCode(e, "HOME_UNRESOLVABLE") && /absolute/.test((e as Error).message));
+  assert.throws(
+    () => resolveHomePath(env({})),
+    (e) => hasCode(e, "HOME_UNRESOLVABLE") && /ASTRID_HOME or HOME/.test((e as Error).message),
+  );
+  assert.throws(
+    () => resolveHomePath(env({ ASTRID_HOME: "relative/dir" })),
+    (e) => hasCode(e, "HOME_UNRESOLVABLE") && /absolute/.test((e as Error).message),
+  );
 });
 
 Deno.test("AstridHome.open() lays out the FHS tree with 0700 directories", async () => {
@@ -32,7 +38,10 @@ Deno.test("AstridHome.open() lays out the FHS tree with 0700 directories", async
       assert.equal((await Deno.stat(join(p, sub))).mode! & 0o777, 0o700, sub);
     }
     assert.equal(home.runtimeKeyPath, join(root, "keys", "runtime.key"));
-    assert.equal(home.userConfigPath("alice"), join(root, "home", "alice", ".config", "config.toml"));
+    assert.equal(
+      home.userConfigPath("alice"),
+      join(root, "home", "alice", ".config", "config.toml"),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
