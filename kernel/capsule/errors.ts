@@ -26,6 +26,30 @@ export const CapsuleCode = {
   INSTALL_RECORD_INVALID: "INSTALL_RECORD_INVALID",
   /** A `.capsule` archive is malformed, hostile, over a limit or fails its `HASHES`; `data.member`, `data.reason`, `data.limit`. */
   ARCHIVE_INVALID: "ARCHIVE_INVALID",
+  /** A capsule was not loaded: an unmet import or a dependency cycle (load plan); `data.name`, `data.reason`, `data.cycle`. */
+  CAPSULE_BLOCKED: "CAPSULE_BLOCKED",
+  /** Loading or binding an installed capsule failed (engine, handler export missing, bus binding); `data.name`, `data.reason`. */
+  CAPSULE_LOAD_FAILED: "CAPSULE_LOAD_FAILED",
+  /** An uplink capsule did not call `signal_ready` in time, or its run loop ended first; `data.name`, `data.limit` (ms). */
+  CAPSULE_NOT_READY: "CAPSULE_NOT_READY",
+  /** A workspace capsule the operator has not trusted (or that changed since): not loaded; `data.name`, `data.dir`, `data.hash`. */
+  CAPSULE_UNTRUSTED: "CAPSULE_UNTRUSTED",
+  /** A handler export's reply cannot be decoded (short, unknown action, bad JSON, error status); `data.name` (`capsule.export`), `data.reason`. */
+  CAPSULE_BAD_REPLY: "CAPSULE_BAD_REPLY",
+  /** No capsule of that name is known to the registry (reload, unload); `data.name`. */
+  CAPSULE_NOT_FOUND: "CAPSULE_NOT_FOUND",
+  /** A cron schedule cannot be parsed or never fires; `data.field` (the schedule), `data.reason`. */
+  CRON_INVALID: "CRON_INVALID",
+  /** A path to install from is not a `.capsule`, a directory with `dist/*.capsule`, or is remote (offline); `data.path`, `data.reason`. */
+  INSTALL_SOURCE_INVALID: "INSTALL_SOURCE_INVALID",
+  /** `[env]` values miss a required field or break a field's type, or an env file is malformed; `data.name`, `data.path`, `data.reason`. */
+  INSTALL_ENV_INVALID: "INSTALL_ENV_INVALID",
+  /** A capsule exports what an installed capsule already exports and replacing it was not confirmed; `data.name`, `data.capsules`. */
+  INSTALL_EXPORT_CONFLICT: "INSTALL_EXPORT_CONFLICT",
+  /** Removing a capsule would leave required imports of installed capsules unmet (no `--force`); `data.name`, `data.capsules`. */
+  INSTALL_HAS_DEPENDENTS: "INSTALL_HAS_DEPENDENTS",
+  /** No install record of that name in the scope (remove, update); `data.name`, `data.dir`. */
+  CAPSULE_NOT_INSTALLED: "CAPSULE_NOT_INSTALLED",
 } as const;
 
 /** A code of {@link CapsuleCode}. */
@@ -73,6 +97,8 @@ export interface CapsuleErrorData {
   reason?: string;
   /** The limit that was exceeded, if any. */
   limit?: number;
+  /** Other capsules involved: the conflicting exporters, or the dependents. */
+  capsules?: readonly string[];
 }
 
 /** Raised by the capsule runtime; callers branch on `code`. */

@@ -2,12 +2,16 @@
  * The capsule runtime's declarative half: `Capsule.toml` parsed into a typed, validated
  * {@link CapsuleManifest} (schema in `docs/capsule_manifest.md`), the bus ACL and interceptor
  * bindings a manifest grants, semantic versions and ranges, the load order (Kahn over
- * imports/exports), install records and their discovery, the content-addressed binary store
- * and the `.capsule` archive (`docs/capsule_format.md`).
+ * imports/exports), install records and their discovery, installing and removing them (with
+ * `[env]` values, export conflicts and dependents), the content-addressed binary store and the
+ * `.capsule` archive (`docs/capsule_format.md`). And its running half (`docs/capsule_runtime.md`):
+ * the {@link CapsuleRegistry} (load passes per scope, uplinks, unload/reload, health, workspace
+ * trust), the dispatch encodings between the bus and handler exports, cron, and the
+ * {@link CapsuleHostServices} each host call is resolved with.
  *
- * It leaves to others: running modules (`engine/`, with its own `mod.ts`), the host ABI and its
- * security gate (`host_abi/`), installing and removing (the CLI), and building archives
- * (`sdk/build/`, which calls {@link writeArchive}).
+ * It leaves to others: executing modules (`engine/wasm/`, `engine/static/`, each with its own
+ * `mod.ts`), what each host function does and its security gate (`host_abi/`), asking the
+ * operator (the CLI), and building archives (`sdk/build/`, which calls {@link writeArchive}).
  *
  * @module
  */
@@ -99,6 +103,107 @@ export {
   readArchive,
   writeArchive,
 } from "./capsule_archive.ts";
+export {
+  binaryReferences,
+  capsulesDirFor,
+  type CapsuleSource,
+  type Dependent,
+  dependentsOf,
+  type ExportConflict,
+  exportConflicts,
+  installCapsule,
+  type InstallOptions,
+  type InstallResult,
+  isRemoteSource,
+  pickDeclared,
+  resolveCapsuleSource,
+  uninstallCapsule,
+  type UninstallResult,
+  workspaceRoots,
+  workspaceRootsPath,
+} from "./installer.ts";
+export {
+  capsuleEnvPath,
+  checkCapsuleEnv,
+  effectiveEnv,
+  type EnvOwner,
+  type EnvValue,
+  type EnvValues,
+  MAX_ENV_VALUE_CHARS,
+  missingEnv,
+  parseEnvText,
+  readCapsuleEnv,
+  removeCapsuleEnv,
+  writeCapsuleEnv,
+} from "./install_env.ts";
+export {
+  CapsuleRegistry,
+  type CapsuleRegistryOptions,
+  type LoadReport,
+  type PassOptions,
+  type ViewOptions,
+} from "./capsule_registry.ts";
+export {
+  type CapsuleInfo,
+  capsuleInfo,
+  capsuleMetadata,
+  type CapsuleState,
+  type CommandInfo,
+  type RegistryEntry,
+  type ToolInfo,
+} from "./capsule_info.ts";
+export { type WasmLease, WasmShares } from "./wasm_shares.ts";
+export {
+  type CapsuleHealth,
+  LoadedCapsule,
+  type LoadedCapsuleDeps,
+  type RunLoopState,
+  type RuntimeLog,
+} from "./loaded_capsule.ts";
+export {
+  type CapsuleInvocation,
+  CAPSULES_LOADED_TOPIC,
+  decodeInterceptorReply,
+  decodeToolReply,
+  describePayload,
+  invocationContext,
+  invocationPayload,
+  messageScope,
+  TOOL_DESCRIBE_RESPONSE_PREFIX,
+  TOOL_EXECUTE_PREFIX,
+  toolArguments,
+  type ToolReply,
+  toolRequestId,
+  toolResultPayload,
+} from "./capsule_dispatch.ts";
+export {
+  capsuleKey,
+  type CapsuleScopeRef,
+  scopeId,
+  type ScopeKind,
+  scopeServes,
+  scopeVisibleTo,
+  SYSTEM_SCOPE,
+} from "./capsule_scope.ts";
+export { CronSchedule } from "./cron_schedule.ts";
+export { CronRunner, type CronRunnerOptions } from "./cron_runner.ts";
+export {
+  NO_WORKSPACE_TRUST,
+  StoreWorkspaceTrust,
+  TRUST_NAMESPACE,
+  type TrustRecord,
+  type TrustSubject,
+  trustSubject,
+  type WorkspaceTrust,
+} from "./workspace_trust.ts";
+export { WorkspaceDirectory } from "./workspace_directory.ts";
+export {
+  CapsuleHostServices,
+  type CapsuleHostServicesOptions,
+  NO_SESSION_PREFIX,
+  NO_WORKSPACE,
+  type ServiceScope,
+} from "./host_services.ts";
 export {
   CapsuleCode,
   CapsuleError,

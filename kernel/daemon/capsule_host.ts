@@ -6,17 +6,18 @@
  * `GetCapsuleMetadata`, `ReloadCapsules`) and `status` read it, the idle monitor asks it whether
  * a daemon or cron capsule keeps the daemon up, and shutdown unloads through it.
  *
- * Until the capsule runtime lands, the daemon boots with {@link EmptyCapsuleHost}: no capsules.
- * The runtime plugs in through `DaemonOptions.capsules`, a factory that receives the booted
- * kernel parts (home, bus, store, audit, config) and returns its host; the daemon calls
+ * By default the daemon boots the capsule runtime's host (`_runtime_capsule_host.ts`: the
+ * `CapsuleRegistry` over a `WasmEngine` whose host calls go through the host ABI); a test or
+ * an embedder passes another through `DaemonOptions.capsules`, a factory that receives the
+ * booted kernel parts, or {@link EmptyCapsuleHost} for none. The daemon calls
  * {@link CapsuleHost.load} once during boot, before the socket opens, and publishes
- * `astrid.v1.capsules_loaded` after it.
+ * `astrid.v1.capsules_loaded` after it (and after `ReloadCapsules`).
  *
  * @module
  */
 import type { JsonValue } from "../events/mod.ts";
 
-/** One loaded capsule, as `ListCapsules` and `status` show it. */
+/** One capsule, as `ListCapsules` and `status` show it (snake_case: it goes on the wire). */
 export interface CapsuleSummary {
   /** The capsule name. */
   readonly name: string;
@@ -24,14 +25,32 @@ export interface CapsuleSummary {
   readonly version: string;
   /** Its one-line description. */
   readonly description?: string;
-  /** Where it was installed: for a principal (`principal`) or a workspace (`workspace`). */
-  readonly scope?: "principal" | "workspace";
+  /**
+   * Where it was installed: the operator's (`system`, under principal `default`), a
+   * principal's own (`principal`) or a workspace's (`workspace`).
+   */
+  readonly scope?: "system" | "principal" | "workspace";
   /** Its engines (`wasm`, `mcp`, `static`). */
   readonly engines?: readonly string[];
-  /** `loaded`, or `failed` with a reason. */
-  readonly state: "loaded" | "failed";
-  /** Why it failed to load. */
+  /**
+   * `loaded`; `failed` (broken record, hash, engine, binding, uplink not ready); `blocked` (an
+   * unmet import or a cycle); `untrusted` (a workspace capsule the operator has not trusted).
+   */
+  readonly state: "loaded" | "failed" | "blocked" | "untrusted";
+  /** Why it is not loaded. */
   readonly error?: string;
+  /** Its key on the bus (`name`, `name@principal`, `name@principal/workspace`). */
+  readonly key?: string;
+  /** The workspace id of a workspace capsule. */
+  readonly workspace_id?: string;
+  /** `ok`, or `unhealthy` when its invocations keep failing. */
+  readonly health?: "ok" | "unhealthy";
+  /** The last failure, when unhealthy or failing. */
+  readonly last_error?: string;
+  /** Its run loop: `running`, `restarting`, `returned`, `failed`, `stopped`. */
+  readonly run_loop?: string;
+  /** For an uplink: whether it signalled ready. */
+  readonly ready?: boolean;
 }
 
 /** A slash command a capsule declares (`[[command]]`). */

@@ -1,0 +1,645 @@
+/**
+ * `LoadedCapsule`: one capsule bound to the bus in one scope — its `[subscribe]` interceptors,
+ * its tools (`tool.v1.execute.<name>` and `tool.v1.request.describe`), its `[[cron]]` jobs, its
+ * run loop (restarted with backoff when it fails), its readiness (uplinks) and its health.
+ * The registry creates, binds and stops it; the encodings are `capsule_dispatch.ts`.
+ *
+ * - A `[subscribe]` handler is a bus interceptor at its priority (a guard below 100 fails
+ *   closed). It invokes the export with the message's principal and decodes the reply into
+ *   Continue / Final / Deny; a message the scope does not serve continues untouched.
+ * - A tool is a routed subscription: it runs only once every interceptor let the call through,
+ *   at most `maxInFlight` calls at once per tool (the rest wait in the subscription's fair
+ *   per-principal queue), and its result (or error) is published on `….result`.
+ * - Health: consecutive invocation failures (traps, timeouts, dead workers, malformed replies)
+ *   past `unhealthyAfter` mark the capsule unhealthy until the next success.
+ *
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type {
+  BusContext,
+  BusMessage,
+  EventBus,
+  Interceptor,
+  InterceptorOutcome,
+  JsonValue,
+  MessageSource,
+  RoutedSubscription,
+  Timers,
+} from "../events/mod.ts";
+import { AstridError } from "../errors.ts";
+import {
+  type CapsuleInvocation,
+  decodeInterceptorReply,
+  decodeToolReply,
+  describePayload,
+  invocationContext,
+  invocationPayload,
+  TOOL_DESCRIBE_RESPONSE_PREFIX,
+  TOOL_EXECUTE_PREFIX,
+  type ToolReply,
+  toolRequestId,
+  toolResultPayload,
+} from "./capsule_dispatch.ts";
+import { type CapsuleScopeRef, scopeServes } from "./capsule_scope.ts";
+import { CronRunner } from "./cron_runner.ts";
+import { CronSchedule } from "./cron_schedule.ts";
+import type { RunLoop, WasmCapsule } from "./engine/wasm/mod.ts";
+import { CapsuleCode, CapsuleError } from "./errors.ts";
+import type { DiscoveredCapsule } from "./discovery.ts";
+import { TOOL_DESCRIBE_TOPIC } from "./manifest_acl.ts";
+import { type CapsuleManifest, DEFAULT_HANDLER_PRIORITY, type ToolEntry } from "./manifest.ts";
+
+/** Where the runtime reports what happens (the daemon log in the daemon). */
+export interface RuntimeLog {
+  /** An informational line. */
+  info(message: string, data?: Record<string, unknown>): void;
+  /** A warning. */
+  warn(message: string, data?: Record<string, unknown>): void;
+  /** An error. */
+  error(message: string, data?: Record<string, unknown>): void;
+}
+
+/** A capsule's health as `list()` reports it. */
+export interface CapsuleHealth {
+  /** `ok`, or `unhealthy` after `unhealthyAfter` consecutive failures. */
+  readonly status: "ok" | "unhealthy";
+  /** Failures since the last success. */
+  readonly consecutiveFailures: number;
+  /** Failures since load. */
+  readonly failures: number;
+  /** Successful invocations since load. */
+  readonly successes: number;
+  /** The last failure's message. */
+  readonly lastError?: string;
+  /** When it happened, ms since the epoch. */
+  readonly lastErrorAt?: number;
+}
+
+/** State of a run loop. */
+export type RunLoopState = "none" | "running" | "restarting" | "returned" | "failed" | "stopped";
+
+/** What a {@link LoadedCapsule} needs from the registry. */
+export interface LoadedCapsuleDeps {
+  /** The bus. */
+  readonly bus: EventBus;
+  /** Time. */
+  readonly clock: Clock;
+  /** Restart backoff timers. */
+  readonly timers: Timers;
+  /** Where events go. */
+  readonly log: RuntimeLog;
+  /** True when `principal` loaded its own capsule named `name` (system capsules skip it). */
+  readonly shadowed: (name: string, principal: string) => boolean;
+  /** Consecutive failures that make a capsule unhealthy. */
+  readonly unhealthyAfter: number;
+  /** Concurrent tool calls per tool. */
+  readonly maxInFlight: number;
+  /** Time an interceptor invocation may take, ms. */
+  readonly handlerTimeoutMs: number;
+  /** Run-loop restarts before giving up (counted within `restartWindowMs`). */
+  readonly maxRestarts: number;
+  /** First restart delay, ms, doubled each time. */
+  readonly restartBackoffMs: number;
+  /** A loop that ran this long resets the restart count, ms. */
+  readonly restartWindowMs: number;
+}
+
+/** Codes of engine failures that count against a capsule's health. */
+const FAILURE_CODES: ReadonlySet<string> = new Set([
+  "WASM_TRAP",
+  "WASM_TIMEOUT",
+  "WASM_ABORTED",
+  "WASM_BAD_REPLY",
+  "WASM_BAD_REQUEST",
+  "WASM_BAD_ALLOC",
+  "WASM_WORKER_FAILED",
+  "WASM_LIMIT_EXCEEDED",
+  "WASM_NO_EXPORT",
+  CapsuleCode.CAPSULE_BAD_REPLY,
+]);
+
+/** A bounded count of concurrent work. */
+class Slots {
+  #free: number;
+  readonly #waiters: (() => void)[] = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiters.shift();
+    if (next !== undefined) next();
+    else this.#free++;
+  }
+}
+
+/** One capsule bound in one scope; see the module doc. */
+export class LoadedCapsule {
+  /** The key: its bus source name, unique across scopes. */
+  readonly key: string;
+  /** The capsule's name. */
+  readonly name: string;
+  /** The scope it serves. */
+  readonly scope: CapsuleScopeRef;
+  /** Its install record. */
+  readonly record: DiscoveredCapsule;
+  /** Its bus identity. */
+  readonly source: MessageSource;
+  /** When it was loaded, ms since the epoch. */
+  readonly loadedAt: number;
+  readonly #deps: LoadedCapsuleDeps;
+  readonly #wasm: WasmCapsule<CapsuleInvocation> | undefined;
+  readonly #abort = new AbortController();
+  readonly #interceptors: Interceptor[] = [];
+  readonly #subs: RoutedSubscription[] = [];
+  #cron: CronRunner | undefined;
+  #loop: RunLoop | undefined;
+  #loopState: RunLoopState = "none";
+  #loopStartedAt = 0;
+  #restarts = 0;
+  #restartTimer: unknown;
+  #ready = false;
+  #notReadyReason: string | undefined;
+  #readyWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  #closed = false;
+  #consecutive = 0;
+  #failures = 0;
+  #successes = 0;
+  #lastError: string | undefined;
+  #lastErrorAt: number | undefined;
+  #unhealthy = false;
+
+  /** Wraps a capsule; {@link bind} connects it to the bus. */
+  constructor(
+    init: {
+      key: string;
+      scope: CapsuleScopeRef;
+      record: DiscoveredCapsule;
+      wasm?: WasmCapsule<CapsuleInvocation>;
+    },
+    deps: LoadedCapsuleDeps,
+  ) {
+    this.key = init.key;
+    this.name = init.record.manifest.package.name;
+    this.scope = init.scope;
+    this.record = init.record;
+    this.#wasm = init.wasm;
+    this.#deps = deps;
+    this.loadedAt = deps.clock.now();
+    this.source = {
+      kind: init.record.manifest.capabilities.uplink ? "uplink" : "capsule",
+      name: init.key,
+    };
+  }
+
+  /** Its manifest. */
+  get manifest(): CapsuleManifest {
+    return this.record.manifest;
+  }
+
+  /** Its WebAssembly capsule, when it has `[wasm]`. */
+  get wasm(): WasmCapsule<CapsuleInvocation> | undefined {
+    return this.#wasm;
+  }
+
+  /** The context it publishes its own messages under (cron, describe answers). */
+  get ownCtx(): BusContext {
+    return { principal: this.scope.principal, source: this.source };
+  }
+
+  /** True when it serves `msg` (see `capsule_scope.ts`). */
+  serves(msg: BusMessage): boolean {
+    return scopeServes(this.scope, msg, (p) => this.#deps.shadowed(this.name, p));
+  }
+
+  /**
+   * Binds interceptors, tools, describe and cron. Throws `CAPSULE_LOAD_FAILED` when a handler
+   * the manifest names is not an export of the module, and whatever the bus throws (ACL).
+   */
+  bind(): void {
+    const m = this.manifest;
+    const wasm = this.#wasm;
+    const needed = [
+      ...m.subscribe.filter((s) => s.handler !== undefined).map((s) => ({
+        what: `[subscribe] "${s.topic}"`,
+        handler: s.handler!,
+      })),
+      ...m.tool.map((t) => ({ what: `[[tool]] "${t.name}"`, handler: t.handler })),
+      ...m.command.filter((c) => c.handler !== undefined).map((c) => ({
+        what: `[[command]] "${c.name}"`,
+        handler: c.handler!,
+      })),
+    ];
+    for (const n of needed) {
+      if (wasm !== undefined && wasm.handlers.has(n.handler)) continue;
+      throw new CapsuleError(
+        CapsuleCode.CAPSULE_LOAD_FAILED,
+        `Cannot load capsule "${this.name}": ${n.what} names handler "${n.handler}", which the module does not export; export a function (i32, i32) -> i64 named "${n.handler}" or fix the manifest`,
+        { data: { name: this.name, reason: `handler "${n.handler}" is not exported` } },
+      );
+    }
+    if (m.capabilities.uplink && !(wasm?.hasRunLoop ?? false)) {
+      throw new CapsuleError(
+        CapsuleCode.CAPSULE_LOAD_FAILED,
+        `Cannot load uplink capsule "${this.name}": it does not export astrid_run; an uplink runs a loop that calls signal_ready once it is listening`,
+        { data: { name: this.name, reason: "uplink without astrid_run" } },
+      );
+    }
+    const bus = this.#deps.bus;
+    const ctx = this.ownCtx;
+    for (const s of m.subscribe) {
+      if (s.handler === undefined) continue;
+      const handler = s.handler;
+      this.#interceptors.push(
+        bus.intercept(s.topic, (msg, call) => this.#intercept(msg, handler, call.signal), {
+          ctx,
+          name: `${this.key}.${handler}`,
+          priority: s.priority ?? DEFAULT_HANDLER_PRIORITY,
+          timeoutMs: this.#deps.handlerTimeoutMs,
+        }),
+      );
+    }
+    const principal = this.scope.kind === "principal" ? this.scope.principal : undefined;
+    for (const tool of m.tool) {
+      const sub = bus.subscribe(`${TOOL_EXECUTE_PREFIX}.${tool.name}`, { ctx, principal });
+      this.#subs.push(sub);
+      void this.#pump(sub, (msg) => this.#runTool(msg, tool));
+    }
+    if (m.tool.length > 0) {
+      const sub = bus.subscribe(TOOL_DESCRIBE_TOPIC, { ctx, principal });
+      this.#subs.push(sub);
+      void this.#pump(sub, (msg) => this.#describe(msg));
+    }
+    if (m.cron.length > 0) {
+      const cron = new CronRunner(this.#deps.clock, this.#deps.timers, {
+        onError: (job, err) =>
+          this.#deps.log.error("Cron job failed", {
+            capsule: this.key,
+            job,
+            error: errorText(err),
+          }),
+      });
+      this.#cron = cron;
+      for (const c of m.cron) {
+        const schedule = CronSchedule.parse(c.schedule);
+        cron.add(c.name, schedule, async () => {
+          await bus.publish(c.topic, c.payload, { ctx });
+        });
+      }
+    }
+  }
+
+  /** Starts `astrid_run` when the module exports it (restarted with backoff on failure). */
+  startRunLoop(): void {
+    if (this.#wasm?.hasRunLoop !== true || this.#closed) return;
+    this.#startLoop();
+  }
+
+  /** The run loop's state. */
+  get runLoopState(): RunLoopState {
+    return this.#loopState;
+  }
+
+  /** True while a run loop or a cron job keeps it working without clients. */
+  get keepsAlive(): boolean {
+    return this.#loopState === "running" || this.#loopState === "restarting" ||
+      (this.#cron?.size ?? 0) > 0;
+  }
+
+  /** The cron jobs and their next due times. */
+  cronJobs(): { name: string; next?: number }[] {
+    return this.#cron?.jobs() ?? [];
+  }
+
+  /** Marks it ready (its guest called `signal_ready`). */
+  markReady(): void {
+    if (this.#ready) return;
+    this.#ready = true;
+    for (const w of this.#readyWaiters.splice(0)) w.resolve();
+  }
+
+  /** True once it signalled ready. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /**
+   * Resolves when it signals ready; rejects with `CAPSULE_NOT_READY` after `timeoutMs`, or at
+   * once when its run loop ends first.
+   */
+  whenReady(timeoutMs: number): Promise<void> {
+    if (this.#ready) return Promise.resolve();
+    if (this.#notReadyReason !== undefined) {
+      return Promise.reject(this.#notReady(this.#notReadyReason, 0));
+    }
+    return new Promise((resolve, reject) => {
+      const timers = this.#deps.timers;
+      const waiter = {
+        resolve: () => {
+          timers.clearTimeout(timer);
+          resolve();
+        },
+        reject: (err: Error) => {
+          timers.clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const timer = timers.setTimeout(() => {
+        this.#readyWaiters = this.#readyWaiters.filter((w) => w !== waiter);
+        reject(this.#notReady(`it did not call signal_ready within ${timeoutMs} ms`, timeoutMs));
+      }, timeoutMs);
+      this.#readyWaiters.push(waiter);
+    });
+  }
+
+  /** Its health. */
+  health(): CapsuleHealth {
+    return {
+      status: this.#unhealthy ? "unhealthy" : "ok",
+      consecutiveFailures: this.#consecutive,
+      failures: this.#failures,
+      successes: this.#successes,
+      ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
+      ...(this.#lastErrorAt !== undefined ? { lastErrorAt: this.#lastErrorAt } : {}),
+    };
+  }
+
+  /**
+   * Runs a handler-backed `[[command]]` for `context`'s principal: the export receives
+   * `{ command, arguments, principal, session?, workspace_id? }` and answers like a tool.
+   */
+  async runCommand(
+    name: string,
+    args: JsonValue,
+    context: Omit<CapsuleInvocation, "capsuleKey">,
+  ): Promise<ToolReply> {
+    const cmd = this.manifest.command.find((c) => c.name === name && c.handler !== undefined);
+    if (cmd === undefined || this.#wasm === undefined) {
+      throw new CapsuleError(
+        CapsuleCode.CAPSULE_NOT_FOUND,
+        `Capsule "${this.name}" has no handler command "${name}"`,
+        { data: { name } },
+      );
+    }
+    const payload: Record<string, JsonValue> = {
+      command: name,
+      arguments: args,
+      principal: context.principal,
+    };
+    if (context.session !== undefined) payload.session = context.session;
+    if (context.workspaceId !== undefined) payload.workspace_id = context.workspaceId;
+    const who = `${this.name}.${cmd.handler}`;
+    try {
+      const bytes = await this.#wasm.invoke(
+        cmd.handler!,
+        new TextEncoder().encode(JSON.stringify(payload)),
+        { context: { ...context, capsuleKey: this.key }, signal: this.#abort.signal },
+      );
+      const reply = decodeToolReply(bytes, who);
+      this.#succeeded();
+      return reply;
+    } catch (err) {
+      this.#failed(err);
+      return { isError: true, content: errorText(err), code: errorCode(err) };
+    }
+  }
+
+  /** Unbinds everything and stops the run loop (the registry releases the wasm capsule). */
+  stop(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort(
+      new CapsuleError(CapsuleCode.CAPSULE_NOT_FOUND, `Capsule "${this.key}" was unloaded`, {
+        data: { name: this.name },
+      }),
+    );
+    for (const i of this.#interceptors) i.close();
+    for (const s of this.#subs) s.close();
+    this.#deps.bus.closeOwner(this.source);
+    this.#cron?.stop();
+    if (this.#restartTimer !== undefined) this.#deps.timers.clearTimeout(this.#restartTimer);
+    this.#loop?.stop();
+    if (this.#loopState === "running" || this.#loopState === "restarting") {
+      this.#loopState = "stopped";
+    }
+    for (const w of this.#readyWaiters.splice(0)) {
+      w.reject(this.#notReady("it was unloaded before it signalled ready", 0));
+    }
+  }
+
+  /** True once stopped. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async #intercept(
+    msg: BusMessage,
+    handler: string,
+    signal: AbortSignal,
+  ): Promise<InterceptorOutcome> {
+    if (!this.serves(msg)) return { action: "continue" };
+    const wasm = this.#wasm!;
+    const who = `${this.name}.${handler}`;
+    try {
+      const reply = await wasm.invoke(handler, invocationPayload(msg), {
+        context: invocationContext(msg, this.key),
+        signal: anySignal(signal, this.#abort.signal),
+      });
+      const outcome = decodeInterceptorReply(reply, who);
+      this.#succeeded();
+      return outcome;
+    } catch (err) {
+      this.#failed(err);
+      throw err;
+    }
+  }
+
+  async #pump(sub: RoutedSubscription, handle: (msg: BusMessage) => Promise<void>): Promise<void> {
+    const slots = new Slots(this.#deps.maxInFlight);
+    for (;;) {
+      await slots.acquire();
+      let msg: BusMessage;
+      try {
+        msg = await sub.recv({ signal: this.#abort.signal });
+      } catch {
+        slots.release();
+        return; // closed or unloaded
+      }
+      handle(msg).catch((err) =>
+        this.#deps.log.error("Capsule dispatch failed", {
+          capsule: this.key,
+          topic: msg.topic,
+          error: errorText(err),
+        })
+      ).finally(() => slots.release());
+    }
+  }
+
+  async #runTool(msg: BusMessage, tool: ToolEntry): Promise<void> {
+    if (!this.serves(msg)) return;
+    const requestId = toolRequestId(msg);
+    const who = `${this.name}.${tool.handler}`;
+    let reply: ToolReply;
+    try {
+      const bytes = await this.#wasm!.invoke(
+        tool.handler,
+        invocationPayload(msg, { tool: tool.name }),
+        {
+          context: invocationContext(msg, this.key),
+          signal: this.#abort.signal,
+        },
+      );
+      reply = decodeToolReply(bytes, who);
+      this.#succeeded();
+    } catch (err) {
+      this.#failed(err);
+      reply = {
+        isError: true,
+        content: `Tool "${tool.name}" failed: ${errorText(err)}`,
+        code: errorCode(err),
+      };
+    }
+    if (this.#closed && reply.isError) return; // unloading: nobody should see a half answer
+    await this.#deps.bus.publish(
+      `${TOOL_EXECUTE_PREFIX}.${tool.name}.result`,
+      toolResultPayload(msg, { ...reply, tool: tool.name, capsule: this.name, requestId }),
+      { ctx: { principal: msg.principal, source: this.source }, request_id: requestId },
+    );
+  }
+
+  async #describe(msg: BusMessage): Promise<void> {
+    if (!this.serves(msg)) return;
+    await this.#deps.bus.publish(
+      `${TOOL_DESCRIBE_RESPONSE_PREFIX}.${this.name}`,
+      describePayload(msg, this.name, this.manifest.tool),
+      { ctx: { principal: msg.principal, source: this.source }, request_id: msg.request_id },
+    );
+  }
+
+  #startLoop(): void {
+    const wasm = this.#wasm!;
+    let loop: RunLoop;
+    try {
+      loop = wasm.startRunLoop({
+        context: { principal: this.scope.principal, capsuleKey: this.key },
+      });
+    } catch (err) {
+      this.#loopEnded({ outcome: "failed", error: err });
+      return;
+    }
+    this.#loop = loop;
+    this.#loopState = "running";
+    this.#loopStartedAt = this.#deps.clock.now();
+    loop.done.then((exit) =>
+      this.#loopEnded(
+        exit.outcome === "failed" ? { outcome: "failed", error: exit.error } : exit,
+      )
+    );
+  }
+
+  #loopEnded(
+    exit: { outcome: "returned" | "stopped" } | { outcome: "failed"; error: unknown },
+  ): void {
+    this.#loop = undefined;
+    if (this.#closed) return;
+    const log = this.#deps.log;
+    if (!this.#ready) {
+      const why = exit.outcome === "failed"
+        ? `its run loop failed before it signalled ready: ${errorText(exit.error)}`
+        : `its run loop ended (${exit.outcome}) before it signalled ready`;
+      this.#notReadyReason ??= why;
+      for (const w of this.#readyWaiters.splice(0)) w.reject(this.#notReady(why, 0));
+    }
+    if (exit.outcome !== "failed") {
+      this.#loopState = exit.outcome;
+      log.info("Capsule run loop ended", { capsule: this.key, outcome: exit.outcome });
+      return;
+    }
+    this.#failed(exit.error);
+    const now = this.#deps.clock.now();
+    if (now - this.#loopStartedAt >= this.#deps.restartWindowMs) this.#restarts = 0;
+    if (this.#restarts >= this.#deps.maxRestarts) {
+      this.#loopState = "failed";
+      this.#markUnhealthy(`its run loop failed ${this.#restarts + 1} times`);
+      log.error("Capsule run loop failed; not restarting", {
+        capsule: this.key,
+        restarts: this.#restarts,
+        error: errorText(exit.error),
+      });
+      return;
+    }
+    const delay = this.#deps.restartBackoffMs * 2 ** this.#restarts;
+    this.#restarts++;
+    this.#loopState = "restarting";
+    log.warn("Capsule run loop failed; restarting", {
+      capsule: this.key,
+      attempt: this.#restarts,
+      delay_ms: delay,
+      error: errorText(exit.error),
+    });
+    this.#restartTimer = this.#deps.timers.setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (!this.#closed) this.#startLoop();
+    }, delay);
+  }
+
+  #succeeded(): void {
+    this.#successes++;
+    this.#consecutive = 0;
+    if (this.#unhealthy && this.#loopState !== "failed") {
+      this.#unhealthy = false;
+      this.#deps.log.info("Capsule is healthy again", { capsule: this.key });
+    }
+  }
+
+  #failed(err: unknown): void {
+    if (this.#closed) return;
+    const code = errorCode(err);
+    if (!FAILURE_CODES.has(code)) return;
+    this.#failures++;
+    this.#consecutive++;
+    this.#lastError = errorText(err);
+    this.#lastErrorAt = this.#deps.clock.now();
+    if (this.#consecutive >= this.#deps.unhealthyAfter) {
+      this.#markUnhealthy(`${this.#consecutive} invocations failed in a row`);
+    }
+  }
+
+  #markUnhealthy(why: string): void {
+    if (this.#unhealthy) return;
+    this.#unhealthy = true;
+    this.#deps.log.error("Capsule is unhealthy", {
+      capsule: this.key,
+      reason: why,
+      last_error: this.#lastError,
+    });
+  }
+
+  #notReady(why: string, limit: number): CapsuleError {
+    return new CapsuleError(
+      CapsuleCode.CAPSULE_NOT_READY,
+      `Uplink capsule "${this.name}" is not ready: ${why}`,
+      { data: { name: this.name, limit, reason: why } },
+    );
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function errorCode(err: unknown): string {
+  return err instanceof AstridError ? err.code : "INTERNAL";
+}
+
+/** A signal aborted when either `a` or `b` aborts. */
+function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  return AbortSignal.any([a, b]);
+}
