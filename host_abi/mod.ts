@@ -99,6 +99,35 @@ export {
   READINESS_SERVICE,
 } from "./lifecycle.ts";
 export { HOOKS_FUNCTIONS } from "./hooks.ts";
+export {
+  addressScope,
+  DEFAULT_HTTP_LIMITS,
+  HTTP_FUNCTIONS,
+  HTTP_SERVICE,
+  HTTP_STREAM_KIND,
+  type HttpLimits,
+  type HttpService,
+  type ResolvedAddress,
+} from "./http.ts";
+export {
+  DEFAULT_NET_LIMITS,
+  MAX_SOCKET_PATH_BYTES,
+  NET_FUNCTIONS,
+  NET_LISTENER_KIND,
+  NET_SERVICE,
+  NET_STREAM_KIND,
+  type NetLimits,
+  type NetService,
+} from "./net.ts";
+export {
+  DEFAULT_PROCESS_LIMITS,
+  mapSandboxError,
+  PROCESS_FUNCTIONS,
+  PROCESS_HANDLE_KIND,
+  PROCESS_SERVICE,
+  type ProcessLimits,
+  type ProcessService,
+} from "./process.ts";
 export { KV_FUNCTIONS } from "./kv.ts";
 export { APPROVAL_FUNCTIONS, type ApprovalCall } from "./approval.ts";
 export { CAPABILITY_NAMES, SECURITY_FUNCTIONS } from "./security.ts";

@@ -2,11 +2,13 @@
  * The host ABI table: the 51 functions of DESIGN §4, each listed once, in the order of the
  * design (fs · ipc · uplink · kv · http · net · identity · lifecycle · process · approval ·
  * security · hooks · clock · log · random). {@link HOST_FUNCTION_NAMES} is the table's
- * shape; each subsystem file supplies its rows as `<SUBSYSTEM>_FUNCTIONS`.
+ * shape; each subsystem file supplies its rows as `<SUBSYSTEM>_FUNCTIONS`, and {@link HOST_TABLE}
+ * holds all of them.
  *
- * A name whose row has not landed yet is in {@link PENDING_FUNCTIONS}: modules may still import
- * it (the engine accepts the import) and the dispatcher answers it `UNSUPPORTED`.
- * `table_test.ts` has a test named `PENDING` that fails while any name is pending.
+ * {@link PENDING_FUNCTIONS} lists names whose row has not landed (empty now that every subsystem
+ * has): modules may still import such a name (the engine accepts the import) and the dispatcher
+ * answers it `UNSUPPORTED`. `table_test.ts` has a test named `PENDING` that fails while any name
+ * is pending.
  *
  * @example
  * ```ts
@@ -27,11 +29,14 @@ import { HostAbiCode, HostAbiError } from "./errors.ts";
 import { FS_FUNCTIONS } from "./fs.ts";
 import { HOOKS_FUNCTIONS } from "./hooks.ts";
 import type { HostFunctionRow, Subsystem } from "./host_function.ts";
+import { HTTP_FUNCTIONS } from "./http.ts";
 import { IDENTITY_FUNCTIONS } from "./identity.ts";
 import { IPC_FUNCTIONS } from "./ipc.ts";
 import { KV_FUNCTIONS } from "./kv.ts";
 import { LIFECYCLE_FUNCTIONS } from "./lifecycle.ts";
 import { LOG_FUNCTIONS } from "./log.ts";
+import { NET_FUNCTIONS } from "./net.ts";
+import { PROCESS_FUNCTIONS } from "./process.ts";
 import { RANDOM_FUNCTIONS } from "./random.ts";
 import { SECURITY_FUNCTIONS } from "./security.ts";
 import { UPLINK_FUNCTIONS } from "./uplink.ts";
@@ -80,18 +85,17 @@ export const HOST_FUNCTIONS_BY_SUBSYSTEM: Readonly<Record<Subsystem, readonly st
 export const HOST_FUNCTION_NAMES: readonly string[] = Object.values(HOST_FUNCTIONS_BY_SUBSYSTEM)
   .flat();
 
-/**
- * The rows that have landed. Subsystems still to wire here (their files export
- * `<SUBSYSTEM>_FUNCTIONS`): `http.ts` (HTTP_FUNCTIONS), `net.ts` (NET_FUNCTIONS), `process.ts`
- * (PROCESS_FUNCTIONS).
- */
+/** Every subsystem's `<SUBSYSTEM>_FUNCTIONS` (all have landed); {@link buildTable} orders them. */
 const LANDED: readonly HostFunctionRow[] = [
   ...FS_FUNCTIONS,
   ...IPC_FUNCTIONS,
   ...UPLINK_FUNCTIONS,
   ...KV_FUNCTIONS,
+  ...HTTP_FUNCTIONS,
+  ...NET_FUNCTIONS,
   ...IDENTITY_FUNCTIONS,
   ...LIFECYCLE_FUNCTIONS,
+  ...PROCESS_FUNCTIONS,
   ...HOOKS_FUNCTIONS,
   ...APPROVAL_FUNCTIONS,
   ...SECURITY_FUNCTIONS,

@@ -20,9 +20,12 @@
  * }
  * ```
  *
- * Extra services (a process registry, an identity store…) are passed with
+ * Extra services (an identity store…) are passed with
  * `makeAbiKernel({ extensions: (scope) => [provide(KEY, value)] })`; extra rows with
- * `{ table: [...HOST_TABLE, ...MY_FUNCTIONS] }`.
+ * `{ table: [...HOST_TABLE, ...MY_FUNCTIONS] }`. The native subsystems' services have their own
+ * option: `makeAbiKernel({ native: { process: { sandbox: new NativeSandbox() }, http: {} } })`
+ * provides `PROCESS_SERVICE`, `HTTP_SERVICE` and `NET_SERVICE` to every call (without it
+ * `process_*` answer `UNAVAILABLE` and `http_*`/`net_*` use their defaults).
  *
  * @module
  */
@@ -68,7 +71,14 @@ import {
   type HostLimits,
   type HostStatus,
   hostStatusName,
+  HTTP_SERVICE,
+  type HttpService,
+  NET_SERVICE,
+  type NetService,
   openSessionVfs,
+  PROCESS_SERVICE,
+  type ProcessService,
+  provide,
   scopedKv,
   type ServiceEntry,
   type SessionVfs,
@@ -87,6 +97,16 @@ export type Approver =
   | "none"
   | ((request: ApprovalRequest) => ApprovalResponse | undefined);
 
+/** The native subsystems' services {@link makeAbiKernel} provides to every call. */
+export interface AbiNativeServices {
+  /** `PROCESS_SERVICE` (a `NativeSandbox`; the overlay defaults to the session's). */
+  process?: ProcessService;
+  /** `HTTP_SERVICE` (resolver, CA certificates, policy, limits). */
+  http?: HttpService;
+  /** `NET_SERVICE` (socket directory, limits). */
+  net?: NetService;
+}
+
 /** Options of {@link makeAbiKernel}. */
 export interface AbiKernelOptions {
   /** The security mode (default `guided`: writes are asked, the approver answers). */
@@ -101,6 +121,8 @@ export interface AbiKernelOptions {
   limits?: Partial<HostLimits>;
   /** Services of other subsystems, per (principal, capsule). */
   extensions?: (scope: { principal: string; capsule: string; session: string }) => ServiceEntry[];
+  /** The process, http and net services, the same for every call (default: none). */
+  native?: AbiNativeServices;
 }
 
 /** A decoded reply. */
@@ -235,6 +257,12 @@ export async function makeAbiKernel(options: AbiKernelOptions = {}): Promise<Abi
   const handles = new Map<string, HandleTable>();
   const attached = new Set<string>();
   const approver = options.approver ?? "allow_once";
+  const native: ServiceEntry[] = [];
+  if (options.native?.process !== undefined) {
+    native.push(provide(PROCESS_SERVICE, options.native.process));
+  }
+  if (options.native?.http !== undefined) native.push(provide(HTTP_SERVICE, options.native.http));
+  if (options.native?.net !== undefined) native.push(provide(NET_SERVICE, options.native.net));
 
   const overlay = (principal = "default", session = "s1"): Promise<OverlayVfs> => {
     const k = `${principal}\0${session}`;
@@ -306,7 +334,10 @@ export async function makeAbiKernel(options: AbiKernelOptions = {}): Promise<Abi
         audit,
         handles: table,
         logs: logs.forCapsule(principal, call.capsule, call.context.requestId),
-        extensions: options.extensions?.({ principal, capsule: call.capsule, session }),
+        extensions: [
+          ...native,
+          ...(options.extensions?.({ principal, capsule: call.capsule, session }) ?? []),
+        ],
       }),
     };
   };
