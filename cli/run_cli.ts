@@ -22,9 +22,42 @@ const VERBS: Record<string, Verb> = {
     summary: "Verify or show the signed audit chains (verify, show)",
     load: async () => (await import("./audit_command.ts")).runAudit,
   },
+  build: {
+    summary: "Compile a capsule directory into dist/<name>.capsule (--debug, --out, --json)",
+    load: async () => (await import("./build_command.ts")).runBuild,
+  },
+  chat: {
+    summary: "Talk with the agent in the terminal (--session ID, --principal P)",
+    load: async () => (await import("./chat_command.ts")).runChat,
+  },
+  commit: {
+    summary: "Apply the session overlay's changes to the workspace (--session ID, --force)",
+    load: async () => (await import("./diff_command.ts")).runCommit,
+  },
+  diff: {
+    summary: "Show what the agent changed in the session overlay (--session ID, --stat, --json)",
+    load: async () => (await import("./diff_command.ts")).runDiff,
+  },
+  discard: {
+    summary: "Drop the session overlay's changes (--session ID, --yes)",
+    load: async () => (await import("./diff_command.ts")).runDiscard,
+  },
+  capsule: {
+    summary: "Create, test and manage capsules (new, test, install, list, tree, update, remove)",
+    load: async () => (await import("./capsule_command.ts")).runCapsule,
+  },
+  init: {
+    summary: "Install a distro's capsules and pin them in Distro.lock (--distro NAME|PATH)",
+    load: async () => (await import("./init_command.ts")).runInit,
+  },
   keypair: {
-    summary: "Show the runtime public key (pubkey)",
+    summary:
+      "Manage keys: the runtime key and operator keys (generate, list, show, pubkey, delete)",
     load: async () => (await import("./keypair_command.ts")).runKeypair,
+  },
+  mcp: {
+    summary: "Serve the daemon's tools to MCP clients (serve), list or reload MCP servers",
+    load: async () => (await import("./mcp_command.ts")).runMcp,
   },
   start: {
     summary: "Start a persistent daemon in the background",
@@ -53,6 +86,7 @@ export function helpText(): string {
     `astrid ${VERSION}: an operating system for AI agents`,
     "",
     "Usage: astrid <command> [options]",
+    '       astrid -p "PROMPT" [--session ID] [--json] [--yes] …   (one headless turn)',
     "",
     "Commands:",
     ...shown.map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`),
@@ -77,6 +111,14 @@ export async function runCli(args: string[], io: CliIo = processIo): Promise<num
     return 0;
   }
   const verb = VERBS[first];
+  if (verb === undefined && isPrintMode(args)) {
+    try {
+      const { runPrint } = await import("./print_command.ts");
+      return await runPrint(args, io);
+    } catch (err) {
+      return reportError(err, io);
+    }
+  }
   if (verb === undefined) {
     io.err(`error: Unknown command "${first}": run astrid --help for the list`);
     return 2;
@@ -87,6 +129,15 @@ export async function runCli(args: string[], io: CliIo = processIo): Promise<num
   } catch (err) {
     return reportError(err, io);
   }
+}
+
+/** `astrid -p …` / `astrid --print …`: headless mode, whatever the flags' order. */
+function isPrintMode(args: string[]): boolean {
+  for (const a of args) {
+    if (a === "--") return false;
+    if (a === "-p" || a === "--print") return true;
+  }
+  return false;
 }
 
 function reportError(err: unknown, io: CliIo): number {

@@ -12,7 +12,8 @@
  * 7. audit log — signed by the runtime key
  * 8. event bus — ACL denials audited, storm monitor asks "is any client attached"
  * 9. identity — the principal registry; `default` recorded
- * 10. capsules — the capsule host loads; `astrid.v1.capsules_loaded` published
+ * 10. capsules — the capsule host (default: the capsule runtime, `_runtime_capsule_host.ts`)
+ *     loads the operator's capsules; `astrid.v1.capsules_loaded` published
  * 11. token — 256-bit CSPRNG session token, `run/system.token` (0600, atomic)
  * 12. socket — symlink removed, stale socket probed and removed, `run/system.sock` bound (0600)
  * 13. background tasks — management router, connection tracker → idle monitor, storm check
@@ -38,11 +39,13 @@ import { AstridHome, atomicWrite, resolveHomePath } from "../home/mod.ts";
 import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
 import { SqliteStore } from "../storage/mod.ts";
 import { VERSION } from "../version.ts";
-import { type CapsuleHost, EmptyCapsuleHost } from "./capsule_host.ts";
+import { ApprovalBridge } from "./approval_bridge.ts";
+import type { CapsuleHost } from "./capsule_host.ts";
 import { ConnectionTracker } from "./connection_tracker.ts";
 import type { Daemon, DaemonOptions, KernelParts } from "./daemon.ts";
 import { DaemonCode, DaemonError } from "./errors.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
+import { OverlayService } from "./overlay_service.ts";
 import { CAPSULES_LOADED_TOPIC, PROTOCOL_VERSION, SESSION_ENDED_TOPIC } from "./protocol.ts";
 import { checkSocketPath, runPaths } from "./run_paths.ts";
 import { SlidingWindowLimiter } from "./sliding_window_limiter.ts";
@@ -50,7 +53,9 @@ import { DaemonLog } from "./_daemon_log.ts";
 import { InstanceLock } from "./_instance_lock.ts";
 import { KernelDaemon, removeIfPresent } from "./_kernel_daemon.ts";
 import { ManagementRouter } from "./_management_router.ts";
+import { runCapsuleCommand } from "./_capsule_command.ts";
 import { PrincipalRegistry } from "./_principal_registry.ts";
+import { RuntimeCapsuleHost } from "./_runtime_capsule_host.ts";
 import { checkRunDir, prepareSocketPath } from "./_socket_guard.ts";
 import { SocketServer } from "./_socket_server.ts";
 
@@ -120,11 +125,17 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
     const principals = new PrincipalRegistry(store, home, clock);
     await step("identity", () => principals.ensure(DEFAULT_PRINCIPAL, "boot"));
 
+    // Approvals and elicitations travel to the frontends attached to a session over the bus;
+    // session overlays are served to frontends (diff/commit/discard).
+    const approvals = new ApprovalBridge(bus, { log: daemonLog });
+    undo.push({ what: "approvals", fn: () => approvals.close() });
+    const overlays = new OverlayService(home, { clock });
+
     const parts: KernelParts = { home, config, store, runtimeKey, audit, bus, clock };
     const capsules: CapsuleHost = await step("capsules", async () => {
       const host = options.capsules !== undefined
         ? await options.capsules(parts)
-        : new EmptyCapsuleHost();
+        : new RuntimeCapsuleHost(parts, { log: daemonLog, timers, approvals });
       undo.push({ what: "capsules", fn: () => host.close() });
       const report = await host.load();
       for (const f of report.failed) {
@@ -135,6 +146,12 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
       });
       return host;
     });
+
+    const runtime = capsules instanceof RuntimeCapsuleHost ? capsules : undefined;
+    // The capsules' VFS routing learns workspace roots from the hellos that bind sessions.
+    if (runtime !== undefined) {
+      overlays.onRemember((id, root) => void runtime.workspaces.remember(id, root));
+    }
 
     const token = toHex(crypto.getRandomValues(new Uint8Array(32)));
     await step("token", () => atomicWrite(paths.token, token + "\n", { mode: 0o600 }));
@@ -175,6 +192,8 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
       capsules,
       connections,
       principals,
+      approvals,
+      overlays,
       idleTimeoutSecs,
       startedAt,
     }, options.ephemeral === true);
@@ -204,6 +223,12 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
       status: (principal) => daemon.status(principal),
       persist: () => daemon.setEphemeral(false),
       shutdown: (reason) => void daemon.shutdown(reason),
+      approvals,
+      overlays,
+      ...(runtime === undefined ? {} : {
+        runCommand: (scope, name, args) =>
+          runCapsuleCommand(runtime.registry, scope, { name, args }),
+      }),
     }, { log: daemonLog, maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS });
     const idle = new IdleMonitor({
       timers,
@@ -216,6 +241,8 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
     connections.onChange((total) => idle.connections(total));
     connections.onSessionEnded((principal, session) => {
       try {
+        // Allow Session lasts while any connection of the session stays attached.
+        runtime?.security.endSession(principal, session);
         options.onSessionEnded?.(principal, session);
       } catch (err) {
         daemonLog.error("A session-ended callback failed", { error: String(err) });

@@ -28,9 +28,12 @@ import {
   type Timers,
   TopicPattern,
 } from "../events/mod.ts";
+import { AstridError } from "../errors.ts";
 import { DEFAULT_PRINCIPAL, isPrincipalId, type PrincipalId } from "../identity/mod.ts";
 import { VERSION } from "../version.ts";
+import type { ApprovalBridge } from "./approval_bridge.ts";
 import type { ConnectionTracker } from "./connection_tracker.ts";
+import type { OverlayScope, OverlayService } from "./overlay_service.ts";
 import { DaemonError } from "./errors.ts";
 import {
   encodeFrame,
@@ -61,6 +64,14 @@ import {
   type WireError,
 } from "./protocol.ts";
 import { bindWorkspace, type WorkspaceBinding } from "./_workspace.ts";
+import {
+  callTool,
+  cancelTool,
+  listTools,
+  mcpRequest,
+  ToolMethodError,
+  type ToolScope,
+} from "./_tool_methods.ts";
 
 /** Requests one connection may have running at once. */
 export const MAX_IN_FLIGHT = 32;
@@ -91,6 +102,16 @@ export interface ConnectionHost {
   persist(): void;
   /** Begins a graceful shutdown. */
   shutdown(reason: string): void;
+  /** The approval broker frontends attach to (absent: approvals are not carried). */
+  readonly approvals?: ApprovalBridge;
+  /** Session overlays for `diff`, `commit`, `discard` (absent: `UNAVAILABLE`). */
+  readonly overlays?: OverlayService;
+  /** Runs a capsule's slash command (absent: `UNAVAILABLE`). */
+  runCommand?(
+    scope: { principal: string; session: string; workspaceId?: string },
+    name: string,
+    args: string,
+  ): Promise<JsonValue>;
 }
 
 class RequestFailure extends Error {
@@ -119,6 +140,7 @@ export class ClientConnection {
   #workspace: WorkspaceBinding | undefined;
   #client = "";
   #attached = false;
+  #flags = { interactive: false, assumeYes: false, elicitation: false };
   #writes: Promise<void> = Promise.resolve();
   #inFlight = 0;
   #slotWaiter: (() => void) | undefined;
@@ -294,6 +316,17 @@ export class ClientConnection {
         });
       }
     }
+    for (const field of ["interactive", "assume_yes", "elicitation"]) {
+      if (frame[field] !== undefined && typeof frame[field] !== "boolean") {
+        return await this.fatal(
+          WireCode.INVALID_HELLO,
+          `Hello field "${field}" must be a boolean`,
+          {
+            field,
+          },
+        );
+      }
+    }
     const principal = (claimed ?? DEFAULT_PRINCIPAL) as PrincipalId;
     try {
       const created = await host.principals.ensure(principal, `connection ${this.id} (${client})`);
@@ -323,6 +356,21 @@ export class ClientConnection {
       );
     }
     this.#attached = true;
+    this.#flags = {
+      interactive: frame.interactive === true,
+      assumeYes: frame.assume_yes === true,
+      elicitation: frame.elicitation === true,
+    };
+    host.approvals?.attach({
+      connection: this.id,
+      principal,
+      session: this.#session,
+      client,
+      ...this.#flags,
+    });
+    if (this.#workspace !== undefined) {
+      host.overlays?.remember(this.#workspace.id, this.#workspace.root);
+    }
     host.timers.clearTimeout(this.#helloTimer);
     this.#helloTimer = undefined;
     this.#decoder.maxFrameBytes = MAX_FRAME_BYTES;
@@ -442,6 +490,55 @@ export class ClientConnection {
         return { result: this.#subscribe(params) };
       case Method.UNSUBSCRIBE:
         return { result: this.#unsubscribe(params) };
+      case Method.APPROVALS:
+        objectParams(params, []);
+        return {
+          result: {
+            requests: host.approvals?.pending(this.#principal, this.#session) ?? [],
+            unanswerable: host.approvals?.unanswerableSeen(this.id) ?? 0,
+          },
+        };
+      case Method.DIFF:
+      case Method.COMMIT:
+      case Method.DISCARD:
+      case Method.OVERLAYS:
+        return { result: await asWireFailure(() => this.#overlay(method, params)) };
+      case Method.COMMAND: {
+        const p = objectParams(params, ["name", "args"]);
+        if (typeof p.name !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(p.name)) {
+          throw invalid("name", 'command needs a name: 1 to 64 of A-Z, a-z, 0-9, "_", "-"');
+        }
+        if (p.args !== undefined && typeof p.args !== "string") {
+          throw invalid("args", "args must be a string");
+        }
+        if (host.runCommand === undefined) {
+          throw failure(
+            WireCode.UNAVAILABLE,
+            "No capsule runtime: capsule commands are unavailable",
+          );
+        }
+        const workspaceId = this.#workspace?.id ??
+          host.tracker.sessionWorkspace(this.#principal, this.#session);
+        const name = p.name;
+        return {
+          result: await asWireFailure(() =>
+            host.runCommand!(
+              {
+                principal: this.#principal,
+                session: this.#session,
+                ...(workspaceId === undefined ? {} : { workspaceId }),
+              },
+              name,
+              (p.args as string | undefined) ?? "",
+            )
+          ),
+        };
+      }
+      case Method.TOOLS:
+      case Method.CALL_TOOL:
+      case Method.CANCEL_TOOL:
+      case Method.MCP:
+        return { result: await this.#tools(method, params) };
       case Method.MANAGEMENT: {
         const p = objectParams(params, ["request", "params"]);
         const request = typeof p.request === "string" ? managementRequest(p.request) : undefined;
@@ -460,6 +557,35 @@ export class ClientConnection {
           WireCode.METHOD_NOT_FOUND,
           `Unknown method "${method.slice(0, 60)}": use one of ${Object.values(Method).join(", ")}`,
         );
+    }
+  }
+
+  /** `tools`, `call_tool`, `cancel_tool`, `mcp` (`_tool_methods.ts`). */
+  async #tools(method: string, params: JsonValue | undefined): Promise<JsonValue> {
+    const workspaceId = this.#workspace?.id ??
+      this.#host.tracker.sessionWorkspace(this.#principal, this.#session);
+    const scope: ToolScope = {
+      bus: this.#host.bus,
+      ctx: this.#ctx(),
+      session: this.#session,
+      ...(workspaceId === undefined ? {} : { workspaceId }),
+      timers: this.#host.timers,
+    };
+    try {
+      switch (method) {
+        case Method.TOOLS:
+          objectParams(params, []);
+          return await listTools(scope);
+        case Method.CALL_TOOL:
+          return await callTool(scope, params);
+        case Method.CANCEL_TOOL:
+          return await cancelTool(scope, params);
+        default:
+          return await mcpRequest(scope, params);
+      }
+    } catch (err) {
+      if (err instanceof ToolMethodError) throw new RequestFailure(err.wire);
+      throw err;
     }
   }
 
@@ -497,6 +623,98 @@ export class ClientConnection {
       throw new RequestFailure(body.error as unknown as WireError);
     }
     throw failure(WireCode.INTERNAL, `${request} got a malformed reply`);
+  }
+
+  /** `diff`, `commit`, `discard` of this connection's session overlay. */
+  async #overlay(method: string, params: JsonValue | undefined): Promise<JsonValue> {
+    const host = this.#host;
+    const p = method === Method.DIFF
+      ? objectParams(params, ["paths", "text"])
+      : method === Method.COMMIT
+      ? objectParams(params, ["paths", "force"])
+      : objectParams(params, []);
+    if (method === Method.OVERLAYS && this.#workspace === undefined) {
+      throw failure(
+        WireCode.UNAVAILABLE,
+        "This connection names no workspace: run astrid inside the project (it sends its workspace root)",
+      );
+    }
+    if (
+      p.paths !== undefined &&
+      (!Array.isArray(p.paths) || p.paths.length > 1_000 ||
+        !p.paths.every((x) => typeof x === "string" && x.length > 0 && x.length <= 4_096))
+    ) {
+      throw invalid("paths", "paths must be a list of at most 1,000 non-empty VFS paths");
+    }
+    for (const flag of ["text", "force"]) {
+      if (p[flag] !== undefined && typeof p[flag] !== "boolean") {
+        throw invalid(flag, `${flag} must be a boolean`);
+      }
+    }
+    const overlays = host.overlays;
+    if (overlays === undefined) {
+      throw failure(WireCode.UNAVAILABLE, "This daemon serves no session overlays");
+    }
+    const id = this.#workspace?.id ??
+      host.tracker.sessionWorkspace(this.#principal, this.#session);
+    const root = this.#workspace?.root ?? (id === undefined ? undefined : overlays.root(id));
+    if (id === undefined || root === undefined) {
+      throw failure(
+        WireCode.UNAVAILABLE,
+        `Session "${this.#session}" is not bound to a workspace: run astrid inside the project (it sends its workspace root)`,
+      );
+    }
+    const scope: OverlayScope = {
+      principal: this.#principal,
+      session: this.#session,
+      workspaceId: id,
+      root,
+    };
+    const paths = p.paths as string[] | undefined;
+    const workspace = { root, id };
+    if (method === Method.OVERLAYS) {
+      const sessions = await overlays.sessions(scope);
+      return {
+        workspace,
+        sessions: sessions.map((s) => ({
+          session: s.session,
+          changes: s.changes,
+          changed_at: s.changedAt,
+        })),
+      };
+    }
+    if (method === Method.DIFF) {
+      const changes = await overlays.diff(scope, { paths, text: p.text === true });
+      return { workspace, changes: changes as unknown as JsonValue };
+    }
+    await host.audit.append({
+      principal: this.#principal,
+      action: method === Method.COMMIT ? "vfs.commit" : "vfs.discard",
+      resource: `workspace:${id}`,
+      decision: "allowed",
+      reason: method === Method.COMMIT
+        ? "The operator commits the session overlay to the workspace"
+        : "The operator discards the session overlay",
+      layer: "management",
+      rule: method,
+      decider: "operator",
+      session: this.#session,
+      details: JSON.stringify({
+        via: `client:${this.id}`,
+        root,
+        ...(paths === undefined ? {} : { paths }),
+        ...(p.force === true ? { force: true } : {}),
+      }),
+    });
+    if (method === Method.COMMIT) {
+      const r = await overlays.commit(scope, { paths, force: p.force === true });
+      return {
+        workspace,
+        applied: r.applied,
+        conflicts: r.conflicts.map((c) => ({ path: c.path, reason: c.reason, message: c.message })),
+      };
+    }
+    return { workspace, discarded: await overlays.discard(scope) };
   }
 
   async #publish(params: JsonValue | undefined): Promise<JsonValue> {
@@ -656,6 +874,7 @@ export class ClientConnection {
     this.#closeSocket();
     if (this.#attached) {
       this.#attached = false;
+      this.#host.approvals?.detach(this.id);
       this.#host.tracker.detach(this.id);
       this.#host.bus.publish(
         CLIENT_DISCONNECT_TOPIC,
@@ -720,6 +939,25 @@ function toBase64(bytes: Uint8Array): string {
     s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(s);
+}
+
+/**
+ * Runs `fn`, turning a kernel error with a code (a VFS path refused, an unknown capsule command)
+ * into a wire error that carries its message; anything else stays unexpected (`INTERNAL`).
+ */
+async function asWireFailure<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RequestFailure || !(err instanceof AstridError)) throw err;
+    const code = String(err.code);
+    const wire = code.endsWith("NOT_FOUND")
+      ? WireCode.NOT_FOUND
+      : /^VFS_(PATH|NAME|SCHEME|SYMLINK)/.test(code) || code === "INVALID_ARGUMENT"
+      ? WireCode.INVALID_PARAMS
+      : WireCode.UNAVAILABLE;
+    throw failure(wire, err.message, { kernel_code: code });
+  }
 }
 
 function failure(code: string, message: string, data?: Record<string, JsonValue>): RequestFailure {

@@ -19,10 +19,12 @@ import type { AstridHome } from "../home/mod.ts";
 import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
 import type { SqliteStore } from "../storage/mod.ts";
 import { VERSION } from "../version.ts";
+import type { ApprovalBridge } from "./approval_bridge.ts";
 import type { CapsuleHost } from "./capsule_host.ts";
 import type { ConnectionTracker } from "./connection_tracker.ts";
 import type { Daemon, ShutdownInfo } from "./daemon.ts";
 import type { IdleMonitor } from "./idle_monitor.ts";
+import type { OverlayService } from "./overlay_service.ts";
 import { type DaemonStatusWire, PROTOCOL_VERSION, SHUTDOWN_TOPIC } from "./protocol.ts";
 import type { RunPaths } from "./run_paths.ts";
 import type { DaemonLog } from "./_daemon_log.ts";
@@ -47,6 +49,8 @@ export interface DaemonParts {
   readonly capsules: CapsuleHost;
   readonly connections: ConnectionTracker;
   readonly principals: PrincipalRegistry;
+  readonly approvals: ApprovalBridge;
+  readonly overlays: OverlayService;
   readonly idleTimeoutSecs: number;
   readonly startedAt: number;
 }
@@ -78,6 +82,8 @@ export class KernelDaemon implements Daemon {
   readonly capsules: CapsuleHost;
   readonly connections: ConnectionTracker;
   readonly principals: PrincipalRegistry;
+  readonly approvals: ApprovalBridge;
+  readonly overlays: OverlayService;
   readonly startedAt: number;
   readonly closed: Promise<ShutdownInfo>;
   bootMs = 0;
@@ -101,6 +107,8 @@ export class KernelDaemon implements Daemon {
     this.capsules = parts.capsules;
     this.connections = parts.connections;
     this.principals = parts.principals;
+    this.approvals = parts.approvals;
+    this.overlays = parts.overlays;
     this.startedAt = parts.startedAt;
     this.#ephemeral = ephemeral;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
@@ -187,6 +195,7 @@ export class KernelDaemon implements Daemon {
     await step("capsules", () => p.capsules.close());
     await step("connections", () => s?.server.closeAll(reason));
     s?.router.stop();
+    p.approvals.close();
     await step("bus", () => p.bus.close());
     await step("audit", () => p.audit.close());
     await step("store", () => p.store.close());

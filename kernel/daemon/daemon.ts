@@ -18,8 +18,10 @@ import type { KeyPair } from "../crypto/mod.ts";
 import type { EventBus, Timers } from "../events/mod.ts";
 import type { AstridHome } from "../home/mod.ts";
 import type { SqliteStore } from "../storage/mod.ts";
+import type { ApprovalBridge } from "./approval_bridge.ts";
 import type { CapsuleHost } from "./capsule_host.ts";
 import type { ConnectionTracker } from "./connection_tracker.ts";
+import type { OverlayService } from "./overlay_service.ts";
 import type { DaemonStatusWire } from "./protocol.ts";
 import type { RunPaths } from "./run_paths.ts";
 
@@ -93,6 +95,10 @@ export interface Daemon extends KernelParts {
   readonly capsules: CapsuleHost;
   /** Authenticated connections and sessions. */
   readonly connections: ConnectionTracker;
+  /** The approval broker: frontends attached per session, questions over the bus. */
+  readonly approvals: ApprovalBridge;
+  /** The session overlays frontends diff, commit and discard. */
+  readonly overlays: OverlayService;
   /** Resolves once the daemon has fully stopped and its run files are gone. */
   readonly closed: Promise<ShutdownInfo>;
   /** The status, as the `status` method returns it. */

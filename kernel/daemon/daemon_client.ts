@@ -51,6 +51,12 @@ export interface ConnectOptions {
   session?: string;
   /** The absolute workspace root to bind the session to. */
   workspace?: string;
+  /** This frontend can ask a human approvals and elicitations (hello `interactive`). */
+  interactive?: boolean;
+  /** The operator's `--yes`: the standing Allow Once (hello `assume_yes`). */
+  assumeYes?: boolean;
+  /** This frontend carries approvals to a human another way, e.g. MCP elicitation (hello `elicitation`). */
+  elicitation?: boolean;
   /** How long connect plus hello may take; default 5,000 ms. */
   timeoutMs?: number;
 }
@@ -208,6 +214,9 @@ export class DaemonClient {
         ...(options.principal === undefined ? {} : { principal: options.principal }),
         ...(options.session === undefined ? {} : { session: options.session }),
         ...(options.workspace === undefined ? {} : { workspace: options.workspace }),
+        ...(options.interactive === true ? { interactive: true } : {}),
+        ...(options.assumeYes === true ? { assume_yes: true } : {}),
+        ...(options.elicitation === true ? { elicitation: true } : {}),
       };
       await writeAll(conn, encodeFrame(hello, HELLO_MAX_FRAME_BYTES));
       const reading = readFrame(conn, decoder);

@@ -4,7 +4,9 @@
  * between frontends and the kernel (frames, hello, methods, events, the client bus ACL;
  * `docs/protocol.md`), the protocol client every frontend uses, the management requests on
  * `astrid.v1.request.*`, connection and session tracking, idle and ephemeral shutdown, and the
- * principal registry (principals created on first use). `docs/daemon.md` describes it.
+ * principal registry (principals created on first use), the approval bridge that carries the
+ * security pipeline's questions to the frontends attached to a session, and the session-overlay
+ * service behind `astrid diff|commit|discard`. `docs/daemon.md` describes it.
  *
  * It leaves to others: what capsules are and how they run (`capsule/`, reached through the
  * {@link CapsuleHost} seam), what flows on the bus (`events/`, `docs/bus_topics.md`), security
@@ -37,6 +39,14 @@ export {
   MAX_FRAME_BYTES,
 } from "./frame_codec.ts";
 export {
+  AGENT_CANCEL_TOPIC,
+  AGENT_DELTA_TOPIC,
+  AGENT_RESPONSE_TOPIC,
+  AGENT_TOOL_CALL_TOPIC,
+  AGENT_TOOL_RESULT_TOPIC,
+  APPROVAL_RESPONSE_PREFIX,
+  APPROVAL_TOPIC,
+  APPROVAL_UNANSWERABLE_TOPIC,
   type ByeFrame,
   CAPSULES_LOADED_TOPIC,
   CLIENT_CONNECT_TOPIC,
@@ -45,6 +55,8 @@ export {
   CLIENT_SUBSCRIBE_ALLOW,
   type ClientFrame,
   type DaemonStatusWire,
+  ELICIT_RESPONSE_PREFIX,
+  ELICIT_TOPIC_PREFIX,
   type ErrorFrame,
   type EventFrame,
   FATAL_WIRE_CODES,
@@ -61,6 +73,7 @@ export {
   SESSION_ENDED_TOPIC,
   SESSION_ID_RE,
   SHUTDOWN_TOPIC,
+  USER_PROMPT_TOPIC,
   type WelcomeFrame,
   WireCode,
   type WireError,
@@ -92,4 +105,19 @@ export {
   type IdleMonitorOptions,
 } from "./idle_monitor.ts";
 export { type LimitDecision, SlidingWindowLimiter } from "./sliding_window_limiter.ts";
+export {
+  ApprovalBridge,
+  type ApprovalBridgeOptions,
+  type AttachedFrontend,
+  type AuthorizingPipeline,
+  type BridgeLog,
+  type FrontendFlags,
+  requestPayload,
+} from "./approval_bridge.ts";
+export type {
+  OverlayScope,
+  OverlayService,
+  OverlayServiceOptions,
+  SettleScope,
+} from "./overlay_service.ts";
 export { DaemonCode, DaemonError, type DaemonErrorData } from "./errors.ts";

@@ -39,6 +39,19 @@ export interface HelloFrame {
   readonly session?: string;
   /** The absolute workspace root the session is bound to. */
   readonly workspace?: string;
+  /**
+   * True when this frontend can put an approval or elicitation to a human now (`astrid chat`, a
+   * `-p` on a terminal). Absent: false, so an approval reaching only such frontends is denied at
+   * once rather than left waiting (DESIGN §3a).
+   */
+  readonly interactive?: boolean;
+  /** True when the operator ran it with `--yes`: the standing Allow Once for this connection. */
+  readonly assume_yes?: boolean;
+  /**
+   * True when this frontend carries approvals and elicitations to a human through another
+   * channel (`mcp serve`: MCP elicitation); it counts as interactive.
+   */
+  readonly elicitation?: boolean;
 }
 
 /** `welcome`: the daemon accepted the hello (daemon → client). */
@@ -225,6 +238,26 @@ export const Method = {
   UNSUBSCRIBE: "unsubscribe",
   /** `{ request, params? }` → the management reply's result; `request` names a {@link ManagementRequest}. */
   MANAGEMENT: "management",
+  /** `{}` → `{ requests, unanswerable }`: the approval requests pending for this connection's (principal, session), as published on `astrid.v1.approval`, and how many approvals of the session nobody could answer since this connection attached. */
+  APPROVALS: "approvals",
+  /** `{ paths?, text? }` → `{ workspace, changes: [{ path, change, … }], text? }`: the session overlay's changes. */
+  DIFF: "diff",
+  /** `{ paths?, force? }` → `{ applied, conflicts }`: applies the session overlay to the workspace. */
+  COMMIT: "commit",
+  /** `{}` → `{ discarded: n }`: drops the session overlay's changes. */
+  DISCARD: "discard",
+  /** `{}` → `{ workspace, sessions: [{ session, changes, changed_at }] }`: this principal's sessions of this workspace that have overlay changes, newest first. */
+  OVERLAYS: "overlays",
+  /** `{ name, args? }` → `{ kind: "output", text, is_error }` or `{ kind: "prompt", text }`: runs a capsule's slash command. */
+  COMMAND: "command",
+  /** `{}` → `{ tools: [{ name, description, input_schema, capsule }] }`: the describe answers for this session (`_tool_methods.ts`). */
+  TOOLS: "tools",
+  /** `{ name, arguments?, call_id?, timeout_ms? }` → the `tool.v1.execute.<name>.result` payload: calls a capsule tool for this session. */
+  CALL_TOOL: "call_tool",
+  /** `{ call_id }` → `{ cancelled: true }`: publishes `tool.v1.request.cancel` for a `call_tool` in flight. */
+  CANCEL_TOOL: "cancel_tool",
+  /** `{ request: "servers" | "reload", params? }` → the MCP engine's answer (`astrid.v1.mcp.request.<request>`). */
+  MCP: "mcp",
 } as const;
 
 /** A method name of {@link Method}. */
@@ -237,8 +270,10 @@ export type Method = typeof Method[keyof typeof Method];
  */
 export const CLIENT_PUBLISH_ALLOW: readonly string[] = [
   "user.v1.*",
+  "agent.v1.cancel",
   "astrid.v1.approval.response.*",
   "astrid.v1.elicit.response.*",
+  "session.v1.request.*",
 ];
 
 /**
@@ -253,6 +288,8 @@ export const CLIENT_SUBSCRIBE_ALLOW: readonly string[] = [
   "astrid.v1.elicit.*",
   "astrid.v1.capsules_loaded",
   "astrid.v1.event_bus.lagged",
+  "session.v1.response.*",
+  "tool.v1.list_changed",
 ];
 
 /** The management requests, each answered on `astrid.v1.request.<topic>`. */
@@ -287,6 +324,32 @@ export const CLIENT_CONNECT_TOPIC = "client.v1.connect";
 export const CLIENT_DISCONNECT_TOPIC = "client.v1.disconnect";
 /** Published when the last connection attached to a session closes; payload `{ session }`. */
 export const SESSION_ENDED_TOPIC = "astrid.v1.session.ended";
+
+/** A user turn (client → orchestrator): `{ text, request_id?, session, workspace_id? }`. */
+export const USER_PROMPT_TOPIC = "user.v1.prompt";
+/** A streamed piece of the answer: `{ session, request_id, text }`. */
+export const AGENT_DELTA_TOPIC = "agent.v1.stream.delta";
+/** A tool call the agent makes (activity for frontends): `{ session, request_id, call_id, tool, arguments }`. */
+export const AGENT_TOOL_CALL_TOPIC = "agent.v1.tool_call";
+/** A tool call's result (activity for frontends): `{ session, request_id, call_id, tool, is_error, content }`. */
+export const AGENT_TOOL_RESULT_TOPIC = "agent.v1.tool_result";
+/** The final answer of a turn (`end_of_stream`): `{ session, request_id, text, usage?, error? }`. */
+export const AGENT_RESPONSE_TOPIC = "agent.v1.response";
+/** Cancels a turn (client → orchestrator): `{ session, request_id?, reason? }`. */
+export const AGENT_CANCEL_TOPIC = "agent.v1.cancel";
+/** An approval request for a session's frontends (kernel → clients). */
+export const APPROVAL_TOPIC = "astrid.v1.approval";
+/** The prefix of approval answers: `astrid.v1.approval.response.<id>`. */
+export const APPROVAL_RESPONSE_PREFIX = "astrid.v1.approval.response";
+/**
+ * Published by the kernel when an action needed a human and none could be asked (headless):
+ * `{ session, kind, resource, summary, reason, audit_entry_id }`; `astrid -p` then exits 3.
+ */
+export const APPROVAL_UNANSWERABLE_TOPIC = "astrid.v1.approval.unanswerable";
+/** The prefix of elicitations: `astrid.v1.elicit.<id>`. */
+export const ELICIT_TOPIC_PREFIX = "astrid.v1.elicit";
+/** The prefix of elicitation answers: `astrid.v1.elicit.response.<id>`. */
+export const ELICIT_RESPONSE_PREFIX = "astrid.v1.elicit.response";
 
 /** Session ids: 1–128 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit (as overlays need). */
 export const SESSION_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
