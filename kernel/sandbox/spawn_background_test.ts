@@ -36,8 +36,11 @@ Deno.test({
         assert.equal(proc.running, true);
         assert.equal(proc.sandboxed, true);
         assert.ok(proc.pid > 0);
-        const text = await logsUntil(proc, "oops");
+        // stdout and stderr are separate pipes: wait for both lines, in whatever order.
+        await logsUntil(proc, "oops");
+        const text = await logsUntil(proc, "started");
         assert.match(text, /started\n/);
+        assert.match(text, /oops\n/);
         const page = proc.readLogs(0);
         assert.deepEqual(proc.readLogs(page.next).chunks, []);
         assert.ok(page.chunks.some((c) => c.stream === "stderr"));
