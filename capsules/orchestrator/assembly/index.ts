@@ -1,0 +1,681 @@
+/**
+ * The orchestrator: one user turn per `user.v1.prompt`, run inside the `[subscribe]` handler so
+ * every host call acts for the prompt's principal (docs/capsules/orchestrator.md).
+ *
+ * history (KV) → prompt_builder.v1.assemble → llm.v1.request.generate.<provider> → stream
+ * (deltas relayed) → tool calls (all published at once, results correlated by request_id) →
+ * tool results appended → … until a final answer, the step limit, an error or a cancel → one
+ * agent.v1.response (end_of_stream) → history saved.
+ */
+import { env, Intercept, Invocation, ipc, kv, log, time } from "@astrid/sdk";
+import { arrayItems, ObjectScan, quote } from "@astrid/sdk/internal/scan";
+
+// ---------------------------------------------------------------------------------------------
+// Small JSON helpers (payloads are read with the SDK's scanner and written by hand).
+
+function str(o: ObjectScan, key: string, fallback: string): string {
+  const v = o.str(key);
+  return v === null ? fallback : v;
+}
+
+function rawOr(o: ObjectScan, key: string, fallback: string): string {
+  const v = o.raw(key);
+  return v === null ? fallback : v;
+}
+
+function joinArray(items: string[]): string {
+  return "[" + items.join(",") + "]";
+}
+
+function now(): f64 {
+  return <f64>time.nowMs();
+}
+
+function numberText(v: f64): string {
+  return (<i64>v).toString();
+}
+
+function configInt(name: string, fallback: i32): i32 {
+  const text = env.getOr(name, "");
+  if (text.length == 0) return fallback;
+  const v = I32.parseInt(text);
+  return v > 0 ? v : fallback;
+}
+
+/** A tool result cut for display in `agent.v1.tool_result` (whole UTF-16 units, 4 KiB). */
+function cut(text: string, max: i32): string {
+  if (text.length <= max) return text;
+  let end = max;
+  const c = text.charCodeAt(end - 1);
+  if (c >= 0xd800 && c <= 0xdbff) end--;
+  return text.substring(0, end) + "…";
+}
+
+function validToolName(name: string): bool {
+  if (name.length < 1 || name.length > 64) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 ||
+      c == 45;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared queues. The kernel joins subscriptions of one capsule with the same pattern and scope,
+// so concurrent turns of one principal share each queue: a turn that takes a message meant for
+// another turn leaves it in KV (`mail/<id>|<time>/<seq>`) and that turn takes it from there.
+
+function routeId(msg: ipc.Message): string {
+  if (msg.requestId !== null && msg.requestId!.length > 0) return msg.requestId!;
+  const rid = new ObjectScan(msg.jsonText).str("request_id");
+  return rid === null ? "" : rid;
+}
+
+function pad(text: string, width: i32): string {
+  let out = text;
+  while (out.length < width) out = "0" + out;
+  return out;
+}
+
+function stash(msg: ipc.Message): void {
+  const id = routeId(msg);
+  if (id.length == 0) return;
+  const dash = msg.id.lastIndexOf("-");
+  const seq = dash >= 0 ? msg.id.substring(dash + 1) : msg.id;
+  const key = "mail/" + id + "|" + pad((<i64>msg.timestamp).toString(), 15) + "/" + pad(seq, 12) +
+    "/" + msg.id;
+  const value = (msg.endOfStream ? "1" : "0") + msg.topic + "\n" + msg.jsonText;
+  const saved = kv.setText(key, value);
+  if (saved.isErr) log.warn("cannot pass a message on to its turn: " + saved.error!.toString());
+}
+
+/** The oldest message another turn left for `id`, or null. */
+function takeMail(id: string): ipc.Message | null {
+  const keys = kv.listKeys("mail/" + id + "|");
+  if (keys.isErr) return null;
+  const list = keys.unwrap();
+  if (list.length == 0) return null;
+  list.sort();
+  const key = list[0];
+  const text = kv.getText(key);
+  kv.remove(key);
+  if (text.isErr) return null;
+  const value = text.unwrap();
+  const nl = value.indexOf("\n");
+  if (nl < 1) return null;
+  const msg = new ipc.Message();
+  msg.endOfStream = value.charCodeAt(0) == 49;
+  msg.topic = value.substring(1, nl);
+  msg.jsonText = value.substring(nl + 1);
+  msg.requestId = id;
+  return msg;
+}
+
+/** Forgets what was left for the turn `requestId` (its model calls and tool calls too). */
+function clearMail(requestId: string): void {
+  kv.clearPrefix("mail/" + requestId + "|");
+  kv.clearPrefix("mail/" + requestId + ".");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The turn.
+
+class Usage {
+  input: f64 = 0;
+  output: f64 = 0;
+  cost: f64 = 0;
+  hasCost: bool = false;
+  model: string = "";
+
+  add(raw: string): void {
+    const u = new ObjectScan(raw);
+    if (!u.ok) return;
+    this.input += u.num("input_tokens");
+    this.output += u.num("output_tokens");
+    const cost = u.raw("cost_usd");
+    if (cost !== null) {
+      this.cost += parseFloat(cost);
+      this.hasCost = true;
+    }
+    const model = u.str("model");
+    if (model !== null) this.model = model;
+  }
+
+  json(): string {
+    let out = '{"input_tokens":' + numberText(this.input) + ',"output_tokens":' +
+      numberText(this.output);
+    if (this.hasCost) out += ',"cost_usd":' + this.cost.toString();
+    if (this.model.length > 0) out += ',"model":' + quote(this.model);
+    return out + "}";
+  }
+}
+
+class ToolCall {
+  callId: string = "";
+  name: string = "";
+  arguments: string = "{}";
+  requestId: string = "";
+  done: bool = false;
+  isError: bool = false;
+  content: string = "";
+}
+
+/** Why the turn ended, when it failed. */
+class Failure {
+  kind: string;
+  message: string;
+  constructor(kind: string, message: string) {
+    this.kind = kind;
+    this.message = message;
+  }
+}
+
+class Turn {
+  session: string = "";
+  workspaceId: string | null = null;
+  requestId: string = "";
+  text: string = "";
+  provider: string = "";
+  model: string = "";
+  answer: string = "";
+  steps: i32 = 0;
+  usage: Usage = new Usage();
+  cancel: ipc.Subscription | null = null;
+  cancelled: bool = false;
+  startedAt: f64 = 0;
+  lastKvCheck: f64 = 0;
+  /** Messages of this turn to append to the history (the user's, then the model's and tools'). */
+  added: string[] = [];
+
+  /** `"session":…,"request_id":…[,"workspace_id":…]` for every payload of the turn. */
+  ids(): string {
+    let out = '"session":' + quote(this.session) + ',"request_id":' + quote(this.requestId);
+    if (this.workspaceId !== null) out += ',"workspace_id":' + quote(this.workspaceId!);
+    return out;
+  }
+
+  options(requestId: string, endOfStream: bool = false): ipc.PublishOptions {
+    const o = new ipc.PublishOptions();
+    o.requestId = requestId;
+    o.endOfStream = endOfStream;
+    return o;
+  }
+
+  emit(topic: string, body: string): void {
+    const sent = ipc.publish(topic, "{" + this.ids() + body + "}", this.options(this.requestId));
+    if (sent.isErr) log.warn("cannot publish " + topic + ": " + sent.error!.toString());
+  }
+
+  /** True once an `agent.v1.cancel` for this turn (or its whole session) arrived. */
+  checkCancel(): bool {
+    if (this.cancelled) return true;
+    const sub = this.cancel;
+    if (sub === null) return false;
+    while (true) {
+      const next = sub.poll();
+      if (next.isErr) return this.cancelledInKv();
+      const msg = next.unwrap();
+      if (msg === null) return this.cancelledInKv();
+      const p = new ObjectScan(msg.jsonText);
+      const session = p.str("session");
+      const rid = p.str("request_id");
+      if ((session !== null && session != this.session) || (rid !== null && rid != this.requestId)) {
+        // Another turn's cancel (the queue is shared): leave it for that turn.
+        if (session !== null) {
+          kv.setText(cancelKey(session!, rid), (<i64>now()).toString());
+        }
+        continue;
+      }
+      this.cancelled = true;
+      return true;
+    }
+    return this.cancelled;
+  }
+
+  /** A cancel another turn took from the shared queue and left in KV for this one. */
+  cancelledInKv(): bool {
+    const t = now();
+    if (t - this.lastKvCheck < 200) return false;
+    this.lastKvCheck = t;
+    const keys = [cancelKey(this.session, this.requestId), cancelKey(this.session, null)];
+    for (let i = 0; i < keys.length; i++) {
+      const v = kv.getText(keys[i]);
+      if (v.isErr) continue;
+      if (<f64>I64.parseInt(v.unwrap()) >= this.startedAt) {
+        this.cancelled = true;
+        return true;
+      }
+    }
+    return false;
+  }
+}
+
+function cancelKey(session: string, requestId: string | null): string {
+  return "cancel/" + session + "|" + (requestId !== null ? requestId! : "*");
+}
+
+const HISTORY_PREFIX = "history/";
+
+function historyKey(session: string): string {
+  return HISTORY_PREFIX + (session.length > 0 ? session : "_");
+}
+
+function loadHistory(session: string): string[] {
+  const text = kv.getText(historyKey(session));
+  if (text.isErr) return [];
+  return arrayItems(text.unwrap());
+}
+
+function saveHistory(session: string, history: string[], added: string[], limit: i32): void {
+  const all = history.concat(added);
+  let start = all.length > limit ? all.length - limit : 0;
+  // Never begin a kept history in the middle of a tool exchange: start at a user message.
+  while (start > 0 && start < all.length) {
+    const role = new ObjectScan(all[start]).str("role");
+    if (role !== null && role == "user") break;
+    start++;
+  }
+  const kept = all.slice(start);
+  const saved = kv.setText(historyKey(session), joinArray(kept));
+  if (saved.isErr) log.warn("cannot save the history: " + saved.error!.toString());
+}
+
+/** Asks the prompt builder; falls back to no system prompt, no tools, history + the turn. */
+class Assembled {
+  system: string = "";
+  messages: string[] = [];
+  tools: string = "[]";
+  toolNames: string[] = [];
+}
+
+function assemble(turn: Turn, history: string[], userMessage: string): Assembled {
+  const out = new Assembled();
+  out.messages = history.concat([userMessage]);
+  const sub = ipc.subscribe("prompt_builder.v1.response.assemble", true);
+  if (sub.isErr) {
+    log.warn("cannot subscribe to the prompt builder: " + sub.error!.toString());
+    return out;
+  }
+  const s = sub.unwrap();
+  const body = ',"text":' + quote(turn.text) + ',"history":' + joinArray(history) +
+    ',"model":' + quote(turn.model) + ',"provider":' + quote(turn.provider);
+  const sent = ipc.publish(
+    "prompt_builder.v1.assemble",
+    "{" + turn.ids() + body + "}",
+    turn.options(turn.requestId),
+  );
+  let reply: string | null = null;
+  if (sent.isErr) {
+    log.warn("cannot ask the prompt builder: " + sent.error!.toString());
+  } else if (sent.unwrap().reply !== null) {
+    reply = sent.unwrap().reply!.jsonText;
+  } else {
+    const deadline = now() + <f64>configInt("ASSEMBLE_TIMEOUT_MS", 10000);
+    while (reply === null) {
+      const mail = takeMail(turn.requestId);
+      if (mail !== null) {
+        reply = mail.jsonText;
+        break;
+      }
+      const left = deadline - now();
+      if (left <= 0) break;
+      const next = s.recv(<u32>(left < 200 ? left : 200));
+      if (next.isErr) {
+        if (next.error!.code == "TIMEOUT") continue;
+        break;
+      }
+      const msg = next.unwrap();
+      if (routeId(msg) == turn.requestId) reply = msg.jsonText;
+      else stash(msg);
+    }
+    if (reply === null) log.warn("the prompt builder did not answer: using the history alone");
+  }
+  s.close();
+  if (reply === null) return out;
+  const r = new ObjectScan(reply!);
+  out.system = str(r, "system", "");
+  const messages = r.raw("messages");
+  if (messages !== null) out.messages = arrayItems(messages);
+  const tools = r.raw("tools");
+  if (tools !== null) {
+    out.tools = tools;
+    const items = arrayItems(tools);
+    for (let i = 0; i < items.length; i++) {
+      const name = new ObjectScan(items[i]).str("name");
+      if (name !== null) out.toolNames.push(name);
+    }
+  }
+  return out;
+}
+
+/** One model call; returns its failure, or null with `calls` filled (empty: a final answer). */
+function callModel(
+  turn: Turn,
+  sub: ipc.Subscription,
+  a: Assembled,
+  messages: string[],
+  calls: ToolCall[],
+): Failure | null {
+  turn.steps++;
+  const callId = turn.requestId + "." + turn.steps.toString();
+  let body = '{"session":' + quote(turn.session) + ',"request_id":' + quote(callId);
+  if (turn.workspaceId !== null) body += ',"workspace_id":' + quote(turn.workspaceId!);
+  if (turn.model.length > 0) body += ',"model":' + quote(turn.model);
+  body += ',"system":' + quote(a.system) + ',"messages":' + joinArray(messages) + ',"tools":' +
+    a.tools + ',"max_tokens":' + configInt("MAX_TOKENS", 4096).toString() + "}";
+  const topic = "llm.v1.request.generate." + turn.provider;
+  const sent = ipc.publish(topic, body, turn.options(callId));
+  if (sent.isErr) {
+    const e = sent.error!;
+    if (e.code == "DENIED") return new Failure("budget_exhausted", "The model call was refused: " + e.message);
+    return new Failure("internal", "Cannot call the model: " + e.toString());
+  }
+  let text = "";
+  let heard = false;
+  let running: string | null = null;
+  const deadline = now() + <f64>configInt("STEP_TIMEOUT_MS", 120000);
+  while (true) {
+    if (turn.checkCancel()) return new Failure("cancelled", "The turn was cancelled");
+    const left = deadline - now();
+    if (left <= 0) {
+      const limit = configInt("STEP_TIMEOUT_MS", 120000).toString() + " ms";
+      if (!heard) {
+        return new Failure(
+          "provider",
+          'No provider answered on route "' + turn.provider + '" within ' + limit +
+            ": is a provider capsule installed for llm.v1.request.generate." + turn.provider + "?",
+        );
+      }
+      return new Failure(
+        "provider",
+        'The provider "' + turn.provider + '" did not finish its answer within ' + limit,
+      );
+    }
+    let msg = takeMail(callId);
+    if (msg === null) {
+      const next = sub.recv(<u32>(left < 200 ? left : 200));
+      if (next.isErr) {
+        if (next.error!.code == "TIMEOUT") continue;
+        return new Failure("internal", "Cannot read the model's stream: " + next.error!.toString());
+      }
+      msg = next.unwrap();
+      if (routeId(msg!) != callId) {
+        stash(msg!);
+        continue;
+      }
+      // An earlier message of this stream may have been taken by another turn just before:
+      // take that one first and come back for this one.
+      const earlier = takeMail(callId);
+      if (earlier !== null) {
+        stash(msg!);
+        msg = earlier;
+      }
+    }
+    const p = new ObjectScan(msg!.jsonText);
+    heard = true;
+    const type = str(p, "type", "");
+    if (type == "text_delta") {
+      const piece = str(p, "text", "");
+      if (piece.length > 0) {
+        text += piece;
+        turn.answer += piece;
+        turn.emit("agent.v1.stream.delta", ',"text":' + quote(piece));
+      }
+    } else if (type == "tool_call") {
+      const call = new ToolCall();
+      call.callId = str(p, "call_id", callId + ".c" + calls.length.toString());
+      call.name = str(p, "name", "");
+      call.arguments = rawOr(p, "arguments", "{}");
+      if (call.arguments.length == 0 || call.arguments.charCodeAt(0) != 123) {
+        // Arguments sent as a JSON string: pass its text on as the object it should be.
+        const s = p.str("arguments");
+        call.arguments = s !== null && s.length > 0 && s.charCodeAt(0) == 123 ? s : "{}";
+      }
+      calls.push(call);
+    } else if (type == "error") {
+      const e = new ObjectScan(rawOr(p, "error", "{}"));
+      const kind = str(e, "kind", "provider");
+      const message = str(e, "message", "The provider failed");
+      return new Failure(kind.startsWith("provider") || kind == "cancelled" ? kind : "provider", message);
+    } else if (type == "usage") {
+      running = msg!.jsonText; // a running count; the final's usage, when present, replaces it
+    } else if (type == "final") {
+      const usage = p.raw("usage");
+      if (usage !== null) turn.usage.add(usage);
+      else if (running !== null) turn.usage.add(running!);
+      const model = p.str("model");
+      if (model !== null) turn.usage.model = model;
+      break;
+    }
+    if (msg!.endOfStream) break;
+  }
+  let assistant = '{"role":"assistant","content":' + quote(text);
+  if (calls.length > 0) {
+    const items: string[] = [];
+    for (let i = 0; i < calls.length; i++) {
+      items.push(
+        '{"call_id":' + quote(calls[i].callId) + ',"name":' + quote(calls[i].name) +
+          ',"arguments":' + calls[i].arguments + "}",
+      );
+    }
+    assistant += ',"tool_calls":' + joinArray(items);
+  }
+  assistant += "}";
+  messages.push(assistant);
+  turn.added.push(assistant);
+  return null;
+}
+
+function toolMessage(call: ToolCall, isError: bool, content: string): string {
+  return '{"role":"tool","call_id":' + quote(call.callId) + ',"name":' + quote(call.name) +
+    ',"content":' + quote(content) + ',"is_error":' + (isError ? "true" : "false") + "}";
+}
+
+/** Records a call's result and shows it (`agent.v1.tool_result`); see {@link appendResults}. */
+function finishCall(turn: Turn, messages: string[], call: ToolCall, isError: bool, content: string): void {
+  call.done = true;
+  call.isError = isError;
+  call.content = content;
+  turn.emit(
+    "agent.v1.tool_result",
+    ',"call_id":' + quote(call.callId) + ',"tool":' + quote(call.name) + ',"is_error":' +
+      (isError ? "true" : "false") + ',"content":' + quote(cut(content, 4096)),
+  );
+}
+
+/** The results join the conversation in the order of the calls, whatever order they came in. */
+function appendResults(turn: Turn, messages: string[], calls: ToolCall[]): void {
+  for (let i = 0; i < calls.length; i++) {
+    const m = toolMessage(calls[i], calls[i].isError, calls[i].content);
+    messages.push(m);
+    turn.added.push(m);
+  }
+}
+
+/** Runs the calls in parallel: every call published first, then results gathered by request_id. */
+function runTools(
+  turn: Turn,
+  sub: ipc.Subscription,
+  a: Assembled,
+  messages: string[],
+  calls: ToolCall[],
+): Failure | null {
+  let pending = 0;
+  for (let i = 0; i < calls.length; i++) {
+    const call = calls[i];
+    call.requestId = turn.requestId + "." + turn.steps.toString() + "." + i.toString();
+    turn.emit(
+      "agent.v1.tool_call",
+      ',"call_id":' + quote(call.callId) + ',"tool":' + quote(call.name) + ',"arguments":' +
+        call.arguments,
+    );
+    if (!validToolName(call.name) || (a.toolNames.length > 0 && !a.toolNames.includes(call.name))) {
+      finishCall(turn, messages, call, true, 'There is no tool named "' + call.name + '"');
+      continue;
+    }
+    let body = '{"arguments":' + call.arguments + ',"call_id":' + quote(call.callId) +
+      ',"session":' + quote(turn.session);
+    if (turn.workspaceId !== null) body += ',"workspace_id":' + quote(turn.workspaceId!);
+    body += "}";
+    const sent = ipc.publish("tool.v1.execute." + call.name, body, turn.options(call.requestId));
+    if (sent.isErr) {
+      finishCall(turn, messages, call, true, 'Tool "' + call.name + '" refused: ' + sent.error!.message);
+      continue;
+    }
+    pending++;
+  }
+  const limit = configInt("TOOL_TIMEOUT_MS", 120000);
+  const deadline = now() + <f64>limit;
+  while (pending > 0) {
+    if (turn.checkCancel()) {
+      cancelPending(turn, calls);
+      appendResults(turn, messages, calls);
+      return new Failure("cancelled", "The turn was cancelled");
+    }
+    const left = deadline - now();
+    if (left <= 0) break;
+    let msg: ipc.Message | null = null;
+    for (let i = 0; i < calls.length && msg === null; i++) {
+      if (!calls[i].done) msg = takeMail(calls[i].requestId);
+    }
+    if (msg === null) {
+      const next = sub.recv(<u32>(left < 200 ? left : 200));
+      if (next.isErr) {
+        if (next.error!.code == "TIMEOUT") continue;
+        break;
+      }
+      msg = next.unwrap();
+      if (!msg!.topic.endsWith(".result")) continue;
+    }
+    const p = new ObjectScan(msg!.jsonText);
+    const rid = routeId(msg!);
+    let mine = false;
+    for (let i = 0; i < calls.length; i++) {
+      const call = calls[i];
+      if (call.requestId != rid) continue;
+      mine = true;
+      if (call.done) break;
+      finishCall(turn, messages, call, p.bool("is_error"), str(p, "content", rawOr(p, "content", "")));
+      pending--;
+      break;
+    }
+    if (!mine) stash(msg!);
+  }
+  for (let i = 0; i < calls.length; i++) {
+    const call = calls[i];
+    if (call.done) continue;
+    cancelCall(turn, call);
+    finishCall(
+      turn,
+      messages,
+      call,
+      true,
+      'Tool "' + call.name + '" did not answer within ' + limit.toString() + " ms",
+    );
+  }
+  appendResults(turn, messages, calls);
+  return null;
+}
+
+function cancelCall(turn: Turn, call: ToolCall): void {
+  const body = "{" + turn.ids() + ',"call_id":' + quote(call.callId) + "}";
+  ipc.publish("tool.v1.request.cancel", body, turn.options(call.requestId));
+}
+
+function cancelPending(turn: Turn, calls: ToolCall[]): void {
+  for (let i = 0; i < calls.length; i++) if (!calls[i].done) cancelCall(turn, calls[i]);
+}
+
+function respond(turn: Turn, stopReason: string, failure: Failure | null): void {
+  let body = ',"text":' + quote(turn.answer) + ',"usage":' + turn.usage.json() +
+    ',"stop_reason":' + quote(stopReason) + ',"steps":' + turn.steps.toString();
+  if (failure !== null) {
+    body += ',"error":{"kind":' + quote(failure.kind) + ',"message":' + quote(failure.message) + "}";
+  }
+  const sent = ipc.publish(
+    "agent.v1.response",
+    "{" + turn.ids() + body + "}",
+    turn.options(turn.requestId, true),
+  );
+  if (sent.isErr) log.error("cannot publish the response: " + sent.error!.toString());
+}
+
+function runTurn(turn: Turn): void {
+  const history = loadHistory(turn.session);
+  const userMessage = '{"role":"user","content":' + quote(turn.text) + "}";
+  turn.added.push(userMessage);
+  const a = assemble(turn, history, userMessage);
+  const messages = a.messages;
+
+  const llm = ipc.subscribe("llm.v1.stream." + turn.provider, true);
+  const tools = ipc.subscribe("tool.v1.execute.*", true);
+  if (llm.isErr || tools.isErr) {
+    const e = llm.isErr ? llm.error! : tools.error!;
+    respond(turn, "error", new Failure("internal", "Cannot subscribe: " + e.toString()));
+    if (llm.ok) llm.unwrap().close();
+    if (tools.ok) tools.unwrap().close();
+    return;
+  }
+  const llmSub = llm.unwrap();
+  const toolSub = tools.unwrap();
+  const maxSteps = configInt("MAX_STEPS", 10);
+  let failure: Failure | null = null;
+  let stopReason = "max_steps";
+  while (turn.steps < maxSteps) {
+    if (turn.checkCancel()) {
+      failure = new Failure("cancelled", "The turn was cancelled");
+      break;
+    }
+    const calls: ToolCall[] = [];
+    failure = callModel(turn, llmSub, a, messages, calls);
+    if (failure !== null) break;
+    if (calls.length == 0) {
+      stopReason = "end_turn";
+      break;
+    }
+    failure = runTools(turn, toolSub, a, messages, calls);
+    if (failure !== null) break;
+  }
+  llmSub.close();
+  toolSub.close();
+  if (failure !== null) {
+    stopReason = failure.kind == "cancelled" ? "cancelled" : "error";
+  } else if (stopReason == "max_steps") {
+    failure = new Failure(
+      "max_steps",
+      "The turn reached its limit of " + maxSteps.toString() + " model calls without a final answer",
+    );
+  }
+  respond(turn, stopReason, failure);
+  // A failed or cancelled turn is not continued: only answered turns join the history.
+  if (failure === null || failure.kind == "max_steps") {
+    saveHistory(turn.session, history, turn.added, configInt("HISTORY_LIMIT", 200));
+  }
+}
+
+/** `user.v1.prompt`: runs the turn, then lets the prompt go on to other subscribers. */
+@interceptor("user.v1.prompt")
+function onPrompt(inv: Invocation): Intercept {
+  const p = new ObjectScan(inv.payloadJson);
+  const turn = new Turn();
+  turn.text = str(p, "text", "");
+  const rid = p.str("request_id");
+  turn.requestId = rid !== null ? rid : inv.requestId !== null ? inv.requestId! : "r-" + inv.id;
+  const session = p.str("session");
+  turn.session = session !== null ? session : inv.session !== null ? inv.session! : "";
+  const ws = p.str("workspace_id");
+  turn.workspaceId = ws !== null ? ws : inv.workspaceId;
+  turn.provider = env.getOr("PROVIDER", "anthropic");
+  if (turn.provider.length == 0) turn.provider = "anthropic";
+  turn.model = env.getOr("MODEL", "");
+  turn.startedAt = now();
+  const cancel = ipc.subscribe("agent.v1.cancel", true);
+  if (cancel.ok) turn.cancel = cancel.unwrap();
+  runTurn(turn);
+  if (turn.cancel !== null) turn.cancel!.close();
+  clearMail(turn.requestId);
+  kv.remove(cancelKey(turn.session, turn.requestId));
+  return Intercept.next();
+}

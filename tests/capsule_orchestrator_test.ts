@@ -1,0 +1,411 @@
+/**
+ * The orchestrator and prompt-builder capsules, built from `capsules/` (cached) and installed
+ * with test stand-ins (`tests/fixtures/stand_in_provider/`, a scripted model on the route
+ * `stand-in`, and `tests/fixtures/stand_in_tools/`, an echo tool and a crashing tool) into a
+ * temporary home; the real daemon, capsule registry, host ABI and bus run in-process. Each step
+ * publishes `user.v1.prompt` and reads the turn back from `agent.v1.*`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { installCapsule } from "../kernel/capsule/mod.ts";
+import { bootDaemon, type Daemon, DaemonClient } from "../kernel/daemon/mod.ts";
+import type { BusMessage, JsonValue } from "../kernel/events/mod.ts";
+import { AstridHome } from "../kernel/home/mod.ts";
+import { principalId } from "../kernel/identity/mod.ts";
+import { systemClock } from "../kernel/clock.ts";
+import { buildCapsule } from "../sdk/build/mod.ts";
+
+const ROOT = new URL("..", import.meta.url);
+/** The capsules under test, then the stand-ins (whose AssemblyScript is `index.as`, see below). */
+const CAPSULES = [
+  { dir: "capsules/orchestrator", env: true, standIn: false },
+  { dir: "capsules/prompt-builder", env: false, standIn: false },
+  { dir: "tests/fixtures/stand_in_provider", env: false, standIn: true },
+  { dir: "tests/fixtures/stand_in_tools", env: false, standIn: true },
+];
+const ORCHESTRATOR_ENV = {
+  PROVIDER: "stand-in",
+  MAX_STEPS: "3",
+  STEP_TIMEOUT_MS: "20000",
+  TOOL_TIMEOUT_MS: "20000",
+};
+const TURN_TIMEOUT_MS = 60_000;
+
+/**
+ * A stand-in's directory staged for the compiler: its source is kept as `index.as` so that
+ * `deno check`, `deno lint` and `deno fmt` over the repository never read AssemblyScript, and
+ * copied here to `assembly/index.ts` (the build cache keys on content, so it still hits).
+ */
+async function stageStandIn(dir: string, into: string): Promise<string> {
+  const staged = join(into, dir.split("/").pop()!);
+  await Deno.mkdir(join(staged, "assembly"), { recursive: true });
+  await Deno.copyFile(join(dir, "Capsule.toml"), join(staged, "Capsule.toml"));
+  await Deno.copyFile(join(dir, "index.as"), join(staged, "assembly", "index.ts"));
+  return staged;
+}
+
+function cacheDir(): string {
+  const explicit = Deno.env.get("ASTRID_BUILD_CACHE");
+  if (explicit !== undefined && explicit !== "") return explicit;
+  return join(Deno.env.get("TMPDIR") ?? "/tmp", "astrid-test-build-cache");
+}
+
+interface TurnRecord {
+  deltas: string[];
+  toolCalls: Record<string, JsonValue>[];
+  toolResults: Record<string, JsonValue>[];
+  response: Record<string, JsonValue>;
+  responseMessage: BusMessage;
+}
+
+function payloadOf(msg: BusMessage): Record<string, JsonValue> {
+  assert.equal(msg.payload.kind, "json");
+  return (msg.payload as { value: JsonValue }).value as Record<string, JsonValue>;
+}
+
+let turns = 0;
+
+class Kernel implements AsyncDisposable {
+  readonly root: string;
+  readonly daemon: Daemon;
+  constructor(root: string, daemon: Daemon) {
+    this.root = root;
+    this.daemon = daemon;
+  }
+
+  static async start(env: Record<string, string> = {}): Promise<Kernel> {
+    const root = await Deno.makeTempDir({ prefix: "astrid-orch-" });
+    const home = await AstridHome.open(root);
+    const principal = principalId("default");
+    await home.ensurePrincipal(principal);
+    await home.ensurePrincipal(principalId("bob"));
+    for (const c of CAPSULES) {
+      let dir = new URL(c.dir, ROOT).pathname;
+      if (c.standIn) dir = await stageStandIn(dir, join(root, "stand-ins"));
+      const built = await buildCapsule(dir, { cacheDir: cacheDir(), outDir: join(root, "dist") });
+      await installCapsule(built.archive, {
+        home,
+        principal,
+        scope: "user",
+        source: dir,
+        clock: systemClock,
+        ...(c.env ? { env: { ...ORCHESTRATOR_ENV, ...env } } : {}),
+      });
+    }
+    // [env] values are per principal: bob gets the operator's orchestrator settings.
+    const envDir = (p: string) => join(root, "home", p, ".config", "env");
+    await Deno.mkdir(envDir("bob"), { recursive: true });
+    await Deno.copyFile(
+      join(envDir("default"), "orchestrator.env.json"),
+      join(envDir("bob"), "orchestrator.env.json"),
+    );
+    const daemon = await bootDaemon({
+      home: root,
+      env: { get: () => undefined },
+      echoLog: false,
+      idleTimeoutSecs: 3600,
+    });
+    return new Kernel(root, daemon);
+  }
+
+  /**
+   * Publishes `user.v1.prompt` and gathers the turn until its `agent.v1.response`;
+   * `onToolCall` runs on each `agent.v1.tool_call` as it arrives.
+   */
+  async turn(
+    text: string,
+    session: string,
+    options: {
+      onToolCall?: (requestId: string) => void;
+      workspaceId?: string;
+      principal?: string;
+    } = {},
+  ): Promise<TurnRecord> {
+    const requestId = `r-test-${++turns}`;
+    const record: Partial<TurnRecord> & Omit<TurnRecord, "response" | "responseMessage"> = {
+      deltas: [],
+      toolCalls: [],
+      toolResults: [],
+    };
+    const bus = this.daemon.bus;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let listener: { close(): void } | undefined;
+    try {
+      const done = new Promise<void>((resolve, reject) => {
+        listener = bus.listen("agent.v1.*", (msg) => {
+          const p = payloadOf(msg);
+          if (p.request_id !== requestId) return;
+          assert.equal(msg.principal, options.principal ?? "default", `${msg.topic} principal`);
+          assert.equal(p.session, session, `${msg.topic} copies the session`);
+          if (msg.topic === "agent.v1.stream.delta") record.deltas.push(p.text as string);
+          else if (msg.topic === "agent.v1.tool_call") {
+            record.toolCalls.push(p);
+            options.onToolCall?.(requestId);
+          } else if (msg.topic === "agent.v1.tool_result") record.toolResults.push(p);
+          else if (msg.topic === "agent.v1.response") {
+            record.response = p;
+            record.responseMessage = msg;
+            resolve();
+          }
+        });
+        timer = setTimeout(
+          () =>
+            reject(new Error(`No agent.v1.response for "${text}" within ${TURN_TIMEOUT_MS} ms`)),
+          TURN_TIMEOUT_MS,
+        );
+      });
+      const payload: Record<string, JsonValue> = { text, request_id: requestId, session };
+      if (options.workspaceId !== undefined) payload.workspace_id = options.workspaceId;
+      const published = bus.publish("user.v1.prompt", payload, {
+        ctx: {
+          principal: principalId(options.principal ?? "default"),
+          source: { kind: "kernel", name: "test" },
+        },
+        request_id: requestId,
+      });
+      await done;
+      await published;
+      return record as TurnRecord;
+    } finally {
+      listener?.close();
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+
+  /** A client session bound to a new workspace holding `files` (the daemon learns its root). */
+  async workspace(
+    session: string,
+    files: Record<string, string>,
+  ): Promise<{ id: string; client: DaemonClient }> {
+    const root = join(this.root, `workspace-${session}`);
+    await Deno.mkdir(root, { recursive: true });
+    for (const [name, text] of Object.entries(files)) {
+      await Deno.writeTextFile(join(root, name), text);
+    }
+    const client = await DaemonClient.connect(this.daemon.paths.socket, {
+      token: (await Deno.readTextFile(this.daemon.paths.token)).trim(),
+      client: "orchestrator-test",
+      principal: "default",
+      session,
+      workspace: await Deno.realPath(root),
+    });
+    const id = (await Deno.readTextFile(join(root, ".astrid", "workspace-id"))).trim();
+    return { id, client };
+  }
+
+  cancel(session: string, requestId: string): void {
+    void this.daemon.bus.publish("agent.v1.cancel", { session, request_id: requestId }, {
+      ctx: { principal: principalId("default"), source: { kind: "kernel", name: "test" } },
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.daemon.shutdown("test finished");
+    } finally {
+      await Deno.remove(this.root, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+Deno.test("orchestrator runs user turns end to end against stand-in capsules", async (t) => {
+  await using kernel = await Kernel.start();
+
+  await t.step("onPrompt() relays deltas, calls the tool and feeds its result back", async () => {
+    const turn = await kernel.turn("please use the tool", "s-tool");
+    assert.deepEqual(turn.deltas, ["Calling the tool. ", "Tool results: ", "ok(echo:ping)"]);
+    assert.equal(turn.toolCalls.length, 1);
+    assert.equal(turn.toolCalls[0].tool, "stand_in_echo");
+    assert.equal(turn.toolCalls[0].call_id, "c-1");
+    assert.deepEqual(turn.toolCalls[0].arguments, { text: "ping" });
+    assert.equal(turn.toolResults.length, 1);
+    assert.equal(turn.toolResults[0].is_error, false);
+    assert.equal(turn.toolResults[0].content, "echo:ping");
+    assert.equal(turn.response.text, turn.deltas.join(""));
+    assert.equal(turn.response.stop_reason, "end_turn");
+    assert.equal(turn.response.steps, 2);
+    assert.equal(turn.response.error, undefined);
+    assert.deepEqual(turn.response.usage, {
+      input_tokens: 20,
+      output_tokens: 10,
+      model: "stand-in-model",
+    });
+    assert.equal(turn.responseMessage.end_of_stream, true);
+  });
+
+  await t.step(
+    "onPrompt() runs several tool calls of one step and returns every result",
+    async () => {
+      const turn = await kernel.turn("now use both tools", "s-both");
+      assert.deepEqual(turn.toolCalls.map((c) => c.call_id), ["c-a", "c-b"]);
+      assert.deepEqual(
+        turn.toolResults.map((r) => r.content).sort(),
+        ["echo:a", "echo:b"],
+      );
+      assert.match(turn.response.text as string, /ok\(echo:a\) ok\(echo:b\)/);
+      assert.equal(turn.response.stop_reason, "end_turn");
+    },
+  );
+
+  await t.step(
+    "onAssemble() gives the model the tool schemas and the default system prompt",
+    async () => {
+      const turn = await kernel.turn("describe the prompt", "s-describe");
+      assert.equal(
+        turn.response.text,
+        "tools=stand_in_crash,stand_in_echo astrid_md=no system=default",
+      );
+    },
+  );
+
+  await t.step("onAssemble() reuses the tool list until astrid.v1.capsules_loaded", async () => {
+    const describes: BusMessage[] = [];
+    const listener = kernel.daemon.bus.listen("tool.v1.request.describe", (m) => describes.push(m));
+    try {
+      // The previous step collected the list; a client connecting (a principal or workspace
+      // pass) would announce capsules_loaded too, so this step runs before any connects.
+      await kernel.turn("describe the prompt", "s-cache");
+      assert.equal(describes.length, 0, "the list collected by earlier turns is reused");
+      await kernel.daemon.bus.publish("astrid.v1.capsules_loaded", { capsules: [] }, {
+        ctx: { principal: principalId("default"), source: { kind: "kernel", name: "test" } },
+      });
+      const turn = await kernel.turn("describe the prompt", "s-cache");
+      assert.equal(describes.length, 1, "a new load drops the cached list");
+      assert.match(turn.response.text as string, /^tools=stand_in_crash,stand_in_echo /);
+    } finally {
+      listener.close();
+    }
+  });
+
+  await t.step("onAssemble() adds the workspace's ASTRID.md to the system prompt", async () => {
+    const ws = await kernel.workspace("s-workspace", {
+      "ASTRID.md": "Always follow PROJECT-RULE-42.\n",
+    });
+    try {
+      const turn = await kernel.turn("describe the prompt", "s-workspace", { workspaceId: ws.id });
+      assert.equal(
+        turn.response.text,
+        "tools=stand_in_crash,stand_in_echo astrid_md=yes system=default",
+      );
+      assert.equal(turn.response.workspace_id, ws.id);
+    } finally {
+      await ws.client.close();
+    }
+  });
+
+  await t.step("onPrompt() continues a session with its history from KV", async () => {
+    const first = await kernel.turn("remember the word banana", "s-memory");
+    assert.equal(first.response.text, "I will remember banana.");
+    const second = await kernel.turn("what was the word?", "s-memory");
+    assert.equal(second.response.text, "The word was banana.");
+    const other = await kernel.turn("what was the word?", "s-other");
+    assert.equal(other.response.text, "I do not know the word.");
+    const bob = await kernel.turn("what was the word?", "s-memory", { principal: "bob" });
+    assert.equal(bob.response.text, "I do not know the word.", "history is per principal");
+  });
+
+  await t.step("onPrompt() ends the turn with the provider's error kind", async () => {
+    const turn = await kernel.turn("fail please [provider-error]", "s-error");
+    assert.equal(turn.response.stop_reason, "error");
+    assert.deepEqual(turn.response.error, {
+      kind: "provider_auth",
+      message: "The API key was refused (401)",
+    });
+    assert.equal(turn.response.text, "partial ");
+    assert.equal(turn.responseMessage.end_of_stream, true);
+  });
+
+  await t.step(
+    "onPrompt() ends the turn with budget_exhausted when the model call is denied",
+    async () => {
+      const turn = await kernel.turn("spend it [budget]", "s-budget");
+      assert.equal(turn.response.stop_reason, "error");
+      const error = turn.response.error as { kind: string; message: string };
+      assert.equal(error.kind, "budget_exhausted");
+      assert.match(error.message, /Budget exhausted: the session budget of \$0\.01 is spent/);
+      assert.equal(turn.response.steps, 1);
+    },
+  );
+
+  await t.step(
+    "onPrompt() reports a crashed tool as an error result and still answers",
+    async () => {
+      const turn = await kernel.turn("crash the tool", "s-crash");
+      assert.equal(turn.toolResults.length, 1);
+      assert.equal(turn.toolResults[0].tool, "stand_in_crash");
+      assert.equal(turn.toolResults[0].is_error, true);
+      assert.equal(turn.response.stop_reason, "end_turn");
+      assert.match(turn.response.text as string, /^Tool results: error\(/);
+      assert.equal(turn.response.error, undefined);
+    },
+  );
+
+  await t.step("onPrompt() answers a call of an unknown tool with an error result", async () => {
+    const turn = await kernel.turn("call a missing tool", "s-missing");
+    assert.equal(turn.toolResults.length, 1);
+    assert.equal(turn.toolResults[0].is_error, true);
+    assert.equal(turn.toolResults[0].content, 'There is no tool named "no_such_tool"');
+    assert.equal(turn.response.stop_reason, "end_turn");
+    assert.equal(turn.response.text, 'Tool results: error(There is no tool named "no_such_tool")');
+  });
+
+  await t.step("onPrompt() stops at the step limit with max_steps", async () => {
+    const turn = await kernel.turn("loop forever", "s-loop");
+    assert.equal(turn.response.steps, 3);
+    assert.equal(turn.response.stop_reason, "max_steps");
+    assert.equal((turn.response.error as { kind: string }).kind, "max_steps");
+    assert.equal(turn.toolResults.length, 3);
+  });
+
+  await t.step("onPrompt() stops a turn on agent.v1.cancel", async () => {
+    const turn = await kernel.turn("loop forever", "s-cancel", {
+      onToolCall: (requestId) => kernel.cancel("s-cancel", requestId),
+    });
+    assert.equal(turn.response.stop_reason, "cancelled");
+    assert.equal((turn.response.error as { kind: string }).kind, "cancelled");
+    assert.ok((turn.response.steps as number) < 3, `steps: ${turn.response.steps}`);
+  });
+});
+
+Deno.test("orchestrator ends the turn with a provider error when no provider answers", async () => {
+  await using kernel = await Kernel.start({ PROVIDER: "nobody", STEP_TIMEOUT_MS: "300" });
+  const turn = await kernel.turn("hello?", "s-nobody");
+  assert.equal(turn.response.stop_reason, "error");
+  const error = turn.response.error as { kind: string; message: string };
+  assert.equal(error.kind, "provider");
+  assert.match(error.message, /No provider answered on route "nobody" within 300 ms/);
+  assert.equal(turn.responseMessage.end_of_stream, true);
+});
+
+// Ignored until the kernel gives each ipc_subscribe handle its own queue: concurrent turns of
+// one principal share each of the orchestrator's subscription queues (the kernel joins
+// subscriptions with the same capsule, pattern and scope). The orchestrator passes what it
+// takes for another turn on through KV, which removed the systematic loss (before: about one
+// run in four lost a stream's tail and waited out STEP_TIMEOUT_MS), but a message handed over
+// while its owner takes a later one directly can still arrive out of order or after the
+// owner's `final` (about one run in five here). See docs/capsules/orchestrator.md § Shared queues.
+Deno.test({
+  name: "orchestrator keeps concurrent turns of one principal apart",
+  ignore: true,
+  async fn() {
+    await using kernel = await Kernel.start();
+    for (let round = 0; round < 3; round++) {
+      const turns = await Promise.all([
+        kernel.turn("please use the tool", `s-par-1-${round}`),
+        kernel.turn(`remember the word cherry${round}`, `s-par-2-${round}`),
+        kernel.turn("now use both tools", `s-par-3-${round}`),
+        kernel.turn("please use the tool", `s-par-4-${round}`),
+      ]);
+      const [a, b, c, d] = turns;
+      assert.equal(a.response.text, "Calling the tool. Tool results: ok(echo:ping)");
+      assert.equal(d.response.text, "Calling the tool. Tool results: ok(echo:ping)");
+      assert.equal(b.response.text, `I will remember cherry${round}.`);
+      assert.deepEqual(b.toolCalls, []);
+      assert.equal(c.response.text, "Calling two tools. Tool results: ok(echo:a) ok(echo:b)");
+      assert.equal(c.toolResults.length, 2);
+      for (const turn of turns) assert.equal(turn.response.stop_reason, "end_turn");
+    }
+  },
+});
