@@ -62,7 +62,7 @@ import type {
   PayloadInput,
   PublishResult,
   RoutedSubscription,
-  RouteOptions,
+  SubscribeOptions,
 } from "../kernel/events/mod.ts";
 import type { Authorization, AuthorizeOptions, SensitiveAction } from "../kernel/security/mod.ts";
 import type { VfsRouter } from "../kernel/vfs/mod.ts";
@@ -256,7 +256,7 @@ export interface CapsuleBus {
     options?: { timeoutMs?: number; signal?: AbortSignal; reply_to?: string },
   ): Promise<BusMessage>;
   /** Opens a routed subscription (close it with the handle table). */
-  subscribe(pattern: string, options?: RouteOptions): RoutedSubscription;
+  subscribe(pattern: string, options?: Omit<SubscribeOptions, "ctx">): RoutedSubscription;
 }
 
 /** The security pipeline, as a host function sees it. */

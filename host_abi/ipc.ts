@@ -442,7 +442,9 @@ export const ipcSubscribe: HostFunctionRow = defineHostFunction<SubscribeArgs>({
     const sub = await viaBus(() =>
       call.services.bus.subscribe(
         args.pattern,
-        args.scope === "principal" ? { principal: call.principal as PrincipalId } : {},
+        args.scope === "principal"
+          ? { principal: call.principal as PrincipalId, exclusive: true }
+          : { exclusive: true },
       )
     );
     try {

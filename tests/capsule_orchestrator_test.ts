@@ -379,16 +379,10 @@ Deno.test("orchestrator ends the turn with a provider error when no provider ans
   assert.equal(turn.responseMessage.end_of_stream, true);
 });
 
-// Ignored until the kernel gives each ipc_subscribe handle its own queue: concurrent turns of
-// one principal share each of the orchestrator's subscription queues (the kernel joins
-// subscriptions with the same capsule, pattern and scope). The orchestrator passes what it
-// takes for another turn on through KV, which removed the systematic loss (before: about one
-// run in four lost a stream's tail and waited out STEP_TIMEOUT_MS), but a message handed over
-// while its owner takes a later one directly can still arrive out of order or after the
-// owner's `final` (about one run in five here). See docs/capsules/orchestrator.md § Shared queues.
+// Each ipc_subscribe handle has its own queue, so concurrent turns of one principal never take
+// each other's stream, tool-result or cancel messages.
 Deno.test({
   name: "orchestrator keeps concurrent turns of one principal apart",
-  ignore: true,
   async fn() {
     await using kernel = await Kernel.start();
     for (let round = 0; round < 3; round++) {

@@ -98,6 +98,12 @@ export interface RequestOptions {
 export interface SubscribeOptions extends RouteOptions {
   /** Who subscribes; a capsule's subscribe list must cover the pattern. Default: the kernel. */
   ctx?: BusContext;
+  /**
+   * A queue of its own even when another subscription has the same subscriber, pattern and
+   * principal (default false: such subscriptions share one queue). Each `ipc_subscribe` of a
+   * guest is exclusive, so two concurrent turns never take each other's messages.
+   */
+  exclusive?: boolean;
 }
 
 /** Options of {@link EventBus.listen}. */
@@ -391,9 +397,10 @@ export class EventBus {
     const quantumBytes = options.quantumBytes === undefined
       ? undefined
       : positiveInt("quantumBytes", options.quantumBytes);
-    const key = `${ctx.source.kind}:${ctx.source.name}\u0000${pattern}\u0000${
+    const shared = `${ctx.source.kind}:${ctx.source.name}\u0000${pattern}\u0000${
       options.principal ?? ""
     }`;
+    const key = options.exclusive === true ? `${shared}\u0000#${this.#subSeq + 1}` : shared;
     const existing = this.#routes.get(key);
     if (existing !== undefined) return existing.sub.retain();
     const sub = new RoutedSubscription(`sub-${++this.#subSeq}`, {

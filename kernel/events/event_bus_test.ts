@@ -618,3 +618,26 @@ Deno.test("EventBus.closeOwner() and close() release what is open", async () => 
   await assert.rejects(bus.publish("a.b", 1, { ctx: ctxOf("x") }), isBusError(BusCode.BUS_CLOSED));
   assert.throws(() => bus.subscribe("a.*"), isBusError(BusCode.BUS_CLOSED));
 });
+
+Deno.test("EventBus.subscribe() with exclusive gives each caller its own queue", async () => {
+  const bus = new EventBus();
+  try {
+    const shared1 = bus.subscribe("a.b");
+    const shared2 = bus.subscribe("a.b");
+    const own1 = bus.subscribe("a.b", { exclusive: true });
+    const own2 = bus.subscribe("a.b", { exclusive: true });
+    assert.equal(shared1, shared2);
+    assert.notEqual(own1, own2);
+    await bus.publish("a.b", { n: 1 }, { ctx: ctxOf("alice") });
+    // Every exclusive queue gets its own copy; the shared handles see one queue.
+    assert.ok(own1.poll() !== undefined);
+    assert.ok(own2.poll() !== undefined);
+    assert.ok(shared1.poll() !== undefined);
+    assert.equal(shared2.poll(), undefined);
+    own1.close();
+    await bus.publish("a.b", { n: 2 }, { ctx: ctxOf("alice") });
+    assert.ok(own2.poll() !== undefined);
+  } finally {
+    await bus.close();
+  }
+});

@@ -63,9 +63,9 @@ function validToolName(name: string): bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared queues. The kernel joins subscriptions of one capsule with the same pattern and scope,
-// so concurrent turns of one principal share each queue: a turn that takes a message meant for
-// another turn leaves it in KV (`mail/<id>|<time>/<seq>`) and that turn takes it from there.
+// Own queues. Every `ipc_subscribe` handle has a queue of its own (the kernel opens guest
+// subscriptions exclusive), so each turn sees every message of its patterns and keeps only
+// those correlated with its own request ids; another turn's messages are that turn's copy.
 
 function routeId(msg: ipc.Message): string {
   if (msg.requestId !== null && msg.requestId!.length > 0) return msg.requestId!;
@@ -79,38 +79,12 @@ function pad(text: string, width: i32): string {
   return out;
 }
 
-function stash(msg: ipc.Message): void {
-  const id = routeId(msg);
-  if (id.length == 0) return;
-  const dash = msg.id.lastIndexOf("-");
-  const seq = dash >= 0 ? msg.id.substring(dash + 1) : msg.id;
-  const key = "mail/" + id + "|" + pad((<i64>msg.timestamp).toString(), 15) + "/" + pad(seq, 12) +
-    "/" + msg.id;
-  const value = (msg.endOfStream ? "1" : "0") + msg.topic + "\n" + msg.jsonText;
-  const saved = kv.setText(key, value);
-  if (saved.isErr) log.warn("cannot pass a message on to its turn: " + saved.error!.toString());
-}
+/** A message of another turn: that turn has its own copy, so this one drops it. */
+function stash(_msg: ipc.Message): void {}
 
-/** The oldest message another turn left for `id`, or null. */
-function takeMail(id: string): ipc.Message | null {
-  const keys = kv.listKeys("mail/" + id + "|");
-  if (keys.isErr) return null;
-  const list = keys.unwrap();
-  if (list.length == 0) return null;
-  list.sort();
-  const key = list[0];
-  const text = kv.getText(key);
-  kv.remove(key);
-  if (text.isErr) return null;
-  const value = text.unwrap();
-  const nl = value.indexOf("\n");
-  if (nl < 1) return null;
-  const msg = new ipc.Message();
-  msg.endOfStream = value.charCodeAt(0) == 49;
-  msg.topic = value.substring(1, nl);
-  msg.jsonText = value.substring(nl + 1);
-  msg.requestId = id;
-  return msg;
+/** Nothing is left for a turn by another since queues are per turn (kept for the call sites). */
+function takeMail(_id: string): ipc.Message | null {
+  return null;
 }
 
 /** Forgets what was left for the turn `requestId` (its model calls and tool calls too). */
