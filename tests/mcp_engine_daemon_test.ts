@@ -22,17 +22,12 @@ import { Client } from "@modelcontextprotocol/sdk/client";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { type CallToolResult, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
-import { TokenStore } from "../kernel/capabilities/mod.ts";
 import { userCapsulesDir, writeInstallRecord } from "../kernel/capsule/mod.ts";
-import type { CapsuleRegistry } from "../kernel/capsule/mod.ts";
 import { bootDaemon, type Daemon, DaemonClient } from "../kernel/daemon/mod.ts";
-import { systemTimers } from "../kernel/events/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
-import { McpEngine } from "../kernel/mcp/mod.ts";
-import { BusElicitor } from "../host_abi/mod.ts";
-import { NativeSandbox, sandboxStatus } from "../kernel/sandbox/mod.ts";
-import { SecurityInterceptor } from "../kernel/security/mod.ts";
+import type { McpEngine } from "../kernel/mcp/mod.ts";
+import { sandboxStatus } from "../kernel/sandbox/mod.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
@@ -99,31 +94,9 @@ args = ["${FS_SERVER}", "\${workspace}"]
     try {
       daemon = await bootDaemon({ home: root, env: { get: () => undefined }, echoLog: false });
       const d = daemon;
-      const security = new SecurityInterceptor({
-        config: d.config,
-        audit: d.audit,
-        tokens: new TokenStore(d.store, {
-          clock: d.clock,
-          trustedIssuers: [d.runtimeKey.publicKey],
-        }),
-        store: d.store,
-        signer: d.runtimeKey,
-        broker: d.approvals,
-        clock: d.clock,
-      });
-      const registry = (d.capsules as unknown as { registry: CapsuleRegistry }).registry;
-      engine = await McpEngine.open({
-        home,
-        bus: d.bus,
-        security: d.approvals.observe(security),
-        audit: d.audit,
-        clock: d.clock,
-        timers: systemTimers,
-        elicitor: new BusElicitor(d.bus, { reach: (p, s) => d.approvals.reach(p, s) }),
-        sandbox: new NativeSandbox({ hidePaths: [root] }),
-        capsules: registry,
-        workspaceRoot: () => workspace,
-      });
+      // The daemon opens the engine at boot (kernel/daemon/_boot.ts) on its own pipeline.
+      assert.ok(d.mcp !== undefined, "the daemon runs an MCP engine");
+      engine = d.mcp;
       await t.step(
         "the operator's and the capsule's servers are both running their catalogs",
         () => {
@@ -204,7 +177,6 @@ args = ["${FS_SERVER}", "\${workspace}"]
       });
     } finally {
       await client?.close().catch(() => {});
-      await engine?.close();
       await daemon?.shutdown("test done");
       await Deno.remove(root, { recursive: true });
     }

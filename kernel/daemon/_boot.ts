@@ -37,7 +37,11 @@ import {
 import { AstridError } from "../errors.ts";
 import { AstridHome, atomicWrite, resolveHomePath } from "../home/mod.ts";
 import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
+import { installLlmBudget } from "../security/mod.ts";
 import { SqliteStore } from "../storage/mod.ts";
+import { McpEngine } from "../mcp/mod.ts";
+import { NativeSandbox } from "../sandbox/mod.ts";
+import { BusElicitor } from "../../host_abi/mod.ts";
 import { VERSION } from "../version.ts";
 import { ApprovalBridge } from "./approval_bridge.ts";
 import type { CapsuleHost } from "./capsule_host.ts";
@@ -46,7 +50,12 @@ import type { Daemon, DaemonOptions, KernelParts } from "./daemon.ts";
 import { DaemonCode, DaemonError } from "./errors.ts";
 import { IdleMonitor } from "./idle_monitor.ts";
 import { OverlayService } from "./overlay_service.ts";
-import { CAPSULES_LOADED_TOPIC, PROTOCOL_VERSION, SESSION_ENDED_TOPIC } from "./protocol.ts";
+import {
+  CAPSULES_LOADED_TOPIC,
+  PROTOCOL_VERSION,
+  SESSION_ENDED_TOPIC,
+  SHUTDOWN_TOPIC,
+} from "./protocol.ts";
 import { checkSocketPath, runPaths } from "./run_paths.ts";
 import { SlidingWindowLimiter } from "./sliding_window_limiter.ts";
 import { DaemonLog } from "./_daemon_log.ts";
@@ -137,6 +146,17 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
         ? await options.capsules(parts)
         : new RuntimeCapsuleHost(parts, { log: daemonLog, timers, approvals });
       undo.push({ what: "capsules", fn: () => host.close() });
+      if (host instanceof RuntimeCapsuleHost) {
+        // Model calls reserve their estimate before any provider capsule sees them (DESIGN §6.3).
+        const llm = installLlmBudget(bus, {
+          security: host.security,
+          config,
+          timers,
+          logger: daemonLog,
+        });
+        undo.push({ what: "llm_budget", fn: () => llm.close() });
+        bus.listen(SHUTDOWN_TOPIC, () => llm.close(), { name: "llm_budget_shutdown" });
+      }
       const report = await host.load();
       for (const f of report.failed) {
         daemonLog.error("Capsule failed to load", { capsule: f.name, error: f.error });
@@ -149,8 +169,30 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
 
     const runtime = capsules instanceof RuntimeCapsuleHost ? capsules : undefined;
     // The capsules' VFS routing learns workspace roots from the hellos that bind sessions.
+    let mcp: McpEngine | undefined;
     if (runtime !== undefined) {
       overlays.onRemember((id, root) => void runtime.workspaces.remember(id, root));
+      // MCP servers (etc/servers.toml and the capsules' [[mcp_server]] entries) serve their
+      // tools on the bus through the very pipeline the capsules' host calls use, so an Allow
+      // Session given to one holds for the other. A running server yields its session before
+      // a diff; it closes before the capsules at shutdown (undo runs in reverse).
+      const engine = await step("mcp", () =>
+        McpEngine.open({
+          home,
+          bus,
+          audit,
+          clock,
+          timers,
+          security: approvals.observe(runtime.security),
+          workspaceRoot: (id) => overlays.root(id),
+          sandbox: new NativeSandbox({ policy: config.security.policy, hidePaths: [home.root] }),
+          elicitor: new BusElicitor(bus, { reach: (p, s) => approvals.reach(p, s) }),
+          capsules: runtime.registry,
+          log: (e) => daemonLog.warn(e.message, { server: e.server }),
+        }));
+      undo.push({ what: "mcp", fn: () => engine.close() });
+      overlays.onBeforeAccess((scope) => engine.settle(scope));
+      mcp = engine;
     }
 
     const token = toHex(crypto.getRandomValues(new Uint8Array(32)));
@@ -194,6 +236,7 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
       principals,
       approvals,
       overlays,
+      mcp,
       idleTimeoutSecs,
       startedAt,
     }, options.ephemeral === true);

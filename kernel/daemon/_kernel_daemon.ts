@@ -16,6 +16,7 @@ import type { AstridConfig } from "../config/mod.ts";
 import type { KeyPair } from "../crypto/mod.ts";
 import type { EventBus, Timers } from "../events/mod.ts";
 import type { AstridHome } from "../home/mod.ts";
+import type { McpEngine } from "../mcp/mod.ts";
 import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
 import type { SqliteStore } from "../storage/mod.ts";
 import { VERSION } from "../version.ts";
@@ -51,6 +52,7 @@ export interface DaemonParts {
   readonly principals: PrincipalRegistry;
   readonly approvals: ApprovalBridge;
   readonly overlays: OverlayService;
+  readonly mcp: McpEngine | undefined;
   readonly idleTimeoutSecs: number;
   readonly startedAt: number;
 }
@@ -84,6 +86,7 @@ export class KernelDaemon implements Daemon {
   readonly principals: PrincipalRegistry;
   readonly approvals: ApprovalBridge;
   readonly overlays: OverlayService;
+  readonly mcp: McpEngine | undefined;
   readonly startedAt: number;
   readonly closed: Promise<ShutdownInfo>;
   bootMs = 0;
@@ -109,6 +112,7 @@ export class KernelDaemon implements Daemon {
     this.principals = parts.principals;
     this.approvals = parts.approvals;
     this.overlays = parts.overlays;
+    this.mcp = parts.mcp;
     this.startedAt = parts.startedAt;
     this.#ephemeral = ephemeral;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));

@@ -17,6 +17,7 @@ import type { AstridConfig, EnvSource } from "../config/mod.ts";
 import type { KeyPair } from "../crypto/mod.ts";
 import type { EventBus, Timers } from "../events/mod.ts";
 import type { AstridHome } from "../home/mod.ts";
+import type { McpEngine } from "../mcp/mod.ts";
 import type { SqliteStore } from "../storage/mod.ts";
 import type { ApprovalBridge } from "./approval_bridge.ts";
 import type { CapsuleHost } from "./capsule_host.ts";
@@ -99,6 +100,8 @@ export interface Daemon extends KernelParts {
   readonly approvals: ApprovalBridge;
   /** The session overlays frontends diff, commit and discard. */
   readonly overlays: OverlayService;
+  /** The MCP engine serving MCP servers' tools on the bus (absent with a custom capsule host). */
+  readonly mcp: McpEngine | undefined;
   /** Resolves once the daemon has fully stopped and its run files are gone. */
   readonly closed: Promise<ShutdownInfo>;
   /** The status, as the `status` method returns it. */
