@@ -27,6 +27,7 @@ const CAPSULES = [
 ];
 const ORCHESTRATOR_ENV = {
   PROVIDER: "stand-in",
+  MODEL: "stand-in-model",
   MAX_STEPS: "3",
   STEP_TIMEOUT_MS: "20000",
   TOOL_TIMEOUT_MS: "20000",
@@ -100,6 +101,19 @@ class Kernel implements AsyncDisposable {
     await Deno.copyFile(
       join(envDir("default"), "orchestrator.env.json"),
       join(envDir("bob"), "orchestrator.env.json"),
+    );
+    // Model calls are metered before a provider sees them: price the test routes.
+    await Deno.writeTextFile(
+      join(root, "etc", "config.toml"),
+      [
+        '[pricing."stand-in/*"]',
+        "input_per_mtok = 1.0",
+        "output_per_mtok = 2.0",
+        '[pricing."nobody/*"]',
+        "input_per_mtok = 1.0",
+        "output_per_mtok = 2.0",
+        "",
+      ].join("\n"),
     );
     const daemon = await bootDaemon({
       home: root,

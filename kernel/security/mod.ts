@@ -62,6 +62,16 @@ export {
   type ReserveRequest,
 } from "./budget.ts";
 export {
+  DEFAULT_SETTLE_TIMEOUT_MS,
+  installLlmBudget,
+  LLM_BUDGET_PRIORITY,
+  LLM_GENERATE_PATTERN,
+  type LlmBudget,
+  type LlmBudgetOptions,
+  NO_WORKSPACE,
+  promptChars,
+} from "./llm_budget_interceptor.ts";
+export {
   type Allowance,
   type AllowanceGrant,
   allowancePattern,

@@ -15,7 +15,7 @@ import {
   KIND_PROVIDER,
   run,
   Settings,
-} from "./common";
+} from "@astrid/sdk/llm/provider";
 import {
   contentText,
   isJson,
@@ -25,8 +25,8 @@ import {
   parseIntText,
   quote,
   unquote,
-} from "./json";
-import { SseEvent } from "./sse";
+} from "@astrid/sdk/llm/json";
+import { SseEvent } from "@astrid/sdk/llm/sse";
 
 const PROVIDER = "anthropic";
 const CAPSULE = "provider-anthropic";

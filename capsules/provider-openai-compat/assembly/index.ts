@@ -5,9 +5,9 @@
  * `docs/capsules/provider-openai-compat.md`).
  */
 import { http, Intercept, Invocation, ipc, log } from "@astrid/sdk";
-import { Call, cap, cut, Dialect, DONE, GO_ON, KIND_PROVIDER, run, Settings } from "./common";
-import { contentText, isJson, isJsonObject, items, Obj, quote, unquote } from "./json";
-import { SseEvent } from "./sse";
+import { Call, cap, cut, Dialect, DONE, GO_ON, KIND_PROVIDER, run, Settings } from "@astrid/sdk/llm/provider";
+import { contentText, isJson, isJsonObject, items, Obj, quote, unquote } from "@astrid/sdk/llm/json";
+import { SseEvent } from "@astrid/sdk/llm/sse";
 
 const PROVIDER = "openai";
 const CAPSULE = "provider-openai-compat";

@@ -4,7 +4,7 @@
  * the attempt loop — open the HTTP stream, map HTTP errors, retry when safe (before anything was
  * published), pump server-sent events into a {@link Dialect}, end with `final` or `error`.
  */
-import { env, http, ipc, log, Status } from "@astrid/sdk";
+import { env, http, ipc, log, Status } from "../index";
 import { quote } from "./json";
 import { SseEvent, SseParser } from "./sse";
 
