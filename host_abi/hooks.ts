@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { type HandlerBinding, handlerBindings } from "../kernel/capsule/mod.ts";
+import type { HandlerBinding } from "../kernel/capsule/mod.ts";
 import type { JsonValue } from "../kernel/events/mod.ts";
 import type { HandleTable } from "./handle_table.ts";
 import { defineHostFunction, type HostFunctionRow } from "./host_function.ts";
