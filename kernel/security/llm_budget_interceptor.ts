@@ -52,6 +52,9 @@ export const DEFAULT_SETTLE_TIMEOUT_MS = 180_000;
 /** The workspace a request without `workspace_id` is charged to. */
 export const NO_WORKSPACE = "none";
 
+/** The session charged for a model call that names none (a capsule acting on its own, a test). */
+export const NO_SESSION = "none";
+
 /** Options of {@link installLlmBudget}. */
 export interface LlmBudgetOptions {
   /** The pipeline that prices, reserves and audits (its `budget` holds the reservations). */
@@ -163,7 +166,7 @@ export function installLlmBudget(bus: EventBus, options: LlmBudgetOptions): LlmB
     const workspace = typeof p.workspace_id === "string" && p.workspace_id !== ""
       ? p.workspace_id
       : NO_WORKSPACE;
-    const session = typeof p.session === "string" ? p.session : "";
+    const session = typeof p.session === "string" && p.session !== "" ? p.session : NO_SESSION;
     const cfg = configOf({ principal: msg.principal, workspace });
     let model = typeof p.model === "string" ? p.model : "";
     if (model === "" && cfg.model.provider === provider) model = cfg.model.name;

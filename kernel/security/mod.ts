@@ -68,6 +68,7 @@ export {
   LLM_GENERATE_PATTERN,
   type LlmBudget,
   type LlmBudgetOptions,
+  NO_SESSION,
   NO_WORKSPACE,
   promptChars,
 } from "./llm_budget_interceptor.ts";

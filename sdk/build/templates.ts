@@ -276,13 +276,17 @@ function describeModels(payload: string, inv: Invocation): Intercept {
 import { messageJson, testCapsule } from "astrid/testing";
 
 Deno.test("generate streams the words back, then a final message with usage", async () => {
-  await using capsule = await testCapsule(new URL("..", import.meta.url));
+  // The kernel meters every model call before a provider sees it: give this route a price.
+  await using capsule = await testCapsule(new URL("..", import.meta.url), {
+    configToml: '[pricing."{{name}}/*"]\\ninput_per_mtok = 0.0\\noutput_per_mtok = 0.0\\n',
+  });
   const messages = await capsule.collect(
     "llm.v1.stream.{{name}}",
     () =>
       capsule.publish("llm.v1.request.generate.{{name}}", {
         request_id: "r1",
         model: "echo-1",
+        max_tokens: 64,
         messages: [{ role: "user", content: "hello there" }],
       }, { requestId: "r1" }),
     { until: (m) => m.end_of_stream },
