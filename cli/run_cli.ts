@@ -7,6 +7,16 @@ import { AstridError, VERSION } from "../kernel/mod.ts";
 import { type CliIo, processIo } from "./io.ts";
 import { UsageError } from "./errors.ts";
 
+/**
+ * Imports `name` from the verb module `file` on demand. The specifier is computed on purpose:
+ * Deno pre-resolves every string-literal dynamic import of a module, npm packages included, so
+ * literal imports here would make `astrid --version` pay for the whole program.
+ */
+async function loadVerb(file: string, name: string): Promise<VerbRun> {
+  const mod = await import(new URL(file, import.meta.url).href) as Record<string, unknown>;
+  return mod[name] as VerbRun;
+}
+
 /** A verb's implementation: receives the arguments after the verb; resolves an exit code. */
 export type VerbRun = (args: string[], io: CliIo) => Promise<number>;
 
@@ -20,60 +30,60 @@ interface Verb {
 const VERBS: Record<string, Verb> = {
   audit: {
     summary: "Verify or show the signed audit chains (verify, show)",
-    load: async () => (await import("./audit_command.ts")).runAudit,
+    load: () => loadVerb("./audit_command.ts", "runAudit"),
   },
   build: {
     summary: "Compile a capsule directory into dist/<name>.capsule (--debug, --out, --json)",
-    load: async () => (await import("./build_command.ts")).runBuild,
+    load: () => loadVerb("./build_command.ts", "runBuild"),
   },
   chat: {
     summary: "Talk with the agent in the terminal (--session ID, --principal P)",
-    load: async () => (await import("./chat_command.ts")).runChat,
+    load: () => loadVerb("./chat_command.ts", "runChat"),
   },
   commit: {
     summary: "Apply the session overlay's changes to the workspace (--session ID, --force)",
-    load: async () => (await import("./diff_command.ts")).runCommit,
+    load: () => loadVerb("./diff_command.ts", "runCommit"),
   },
   diff: {
     summary: "Show what the agent changed in the session overlay (--session ID, --stat, --json)",
-    load: async () => (await import("./diff_command.ts")).runDiff,
+    load: () => loadVerb("./diff_command.ts", "runDiff"),
   },
   discard: {
     summary: "Drop the session overlay's changes (--session ID, --yes)",
-    load: async () => (await import("./diff_command.ts")).runDiscard,
+    load: () => loadVerb("./diff_command.ts", "runDiscard"),
   },
   capsule: {
     summary: "Create, test and manage capsules (new, test, install, list, tree, update, remove)",
-    load: async () => (await import("./capsule_command.ts")).runCapsule,
+    load: () => loadVerb("./capsule_command.ts", "runCapsule"),
   },
   init: {
     summary: "Install a distro's capsules and pin them in Distro.lock (--distro NAME|PATH)",
-    load: async () => (await import("./init_command.ts")).runInit,
+    load: () => loadVerb("./init_command.ts", "runInit"),
   },
   keypair: {
     summary:
       "Manage keys: the runtime key and operator keys (generate, list, show, pubkey, delete)",
-    load: async () => (await import("./keypair_command.ts")).runKeypair,
+    load: () => loadVerb("./keypair_command.ts", "runKeypair"),
   },
   mcp: {
     summary: "Serve the daemon's tools to MCP clients (serve), list or reload MCP servers",
-    load: async () => (await import("./mcp_command.ts")).runMcp,
+    load: () => loadVerb("./mcp_command.ts", "runMcp"),
   },
   start: {
     summary: "Start a persistent daemon in the background",
-    load: async () => (await import("./lifecycle_command.ts")).runStart,
+    load: () => loadVerb("./lifecycle_command.ts", "runStart"),
   },
   status: {
     summary: "Show the daemon's PID, uptime, clients and capsules (--json)",
-    load: async () => (await import("./lifecycle_command.ts")).runStatus,
+    load: () => loadVerb("./lifecycle_command.ts", "runStatus"),
   },
   stop: {
     summary: "Stop the daemon gracefully",
-    load: async () => (await import("./lifecycle_command.ts")).runStop,
+    load: () => loadVerb("./lifecycle_command.ts", "runStop"),
   },
   daemon: {
     summary: "Run the kernel in the foreground (internal; --ephemeral)",
-    load: async () => (await import("./daemon_command.ts")).runDaemon,
+    load: () => loadVerb("./daemon_command.ts", "runDaemon"),
     hidden: true,
   },
 };
@@ -113,7 +123,7 @@ export async function runCli(args: string[], io: CliIo = processIo): Promise<num
   const verb = VERBS[first];
   if (verb === undefined && isPrintMode(args)) {
     try {
-      const { runPrint } = await import("./print_command.ts");
+      const runPrint = await loadVerb("./print_command.ts", "runPrint");
       return await runPrint(args, io);
     } catch (err) {
       return reportError(err, io);

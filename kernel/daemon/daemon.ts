@@ -118,6 +118,9 @@ export interface Daemon extends KernelParts {
  * `DAEMON_BOOT_FAILED` naming the step; whatever was opened before a failure is closed again.
  */
 export async function bootDaemon(options: DaemonOptions = {}): Promise<Daemon> {
-  const { boot } = await import("./_boot.ts");
+  // A computed specifier keeps the kernel's graph out of clients that import this module.
+  const { boot } = await import(new URL("./_boot.ts", import.meta.url).href) as {
+    boot: (options: DaemonOptions) => Promise<Daemon>;
+  };
   return await boot(options);
 }

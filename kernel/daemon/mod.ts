@@ -105,14 +105,14 @@ export {
   type IdleMonitorOptions,
 } from "./idle_monitor.ts";
 export { type LimitDecision, SlidingWindowLimiter } from "./sliding_window_limiter.ts";
-export {
+// Types only: the bridge's code (security, VFS) stays out of the CLI's import graph.
+export type {
   ApprovalBridge,
-  type ApprovalBridgeOptions,
-  type AttachedFrontend,
-  type AuthorizingPipeline,
-  type BridgeLog,
-  type FrontendFlags,
-  requestPayload,
+  ApprovalBridgeOptions,
+  AttachedFrontend,
+  AuthorizingPipeline,
+  BridgeLog,
+  FrontendFlags,
 } from "./approval_bridge.ts";
 export type {
   OverlayScope,
