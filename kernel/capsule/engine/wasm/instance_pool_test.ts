@@ -9,7 +9,7 @@ import {
   runInCallPath,
 } from "./instance_pool.ts";
 import type { InstanceInvokeOptions, InvocationContext } from "./wasm_instance.ts";
-import { ManualEngineTimers } from "./_test_timers.ts";
+import { ManualTimers as ManualEngineTimers } from "../../../events/mod.ts";
 
 type Behaviour = (
   self: FakeInstance,

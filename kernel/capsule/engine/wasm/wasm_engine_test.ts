@@ -19,7 +19,7 @@ import {
   type WasmEngineOptions,
 } from "./mod.ts";
 import { forward, guest, wat } from "./_test_guests.ts";
-import { ManualEngineTimers } from "./_test_timers.ts";
+import { ManualTimers as ManualEngineTimers } from "../../../events/mod.ts";
 
 const FUNCTIONS = [
   { name: "clock_ms", inWorker: true },
