@@ -128,17 +128,20 @@ function readPath(req: RequestReader): string {
 
 const json = (value: unknown) => JSON.stringify(value);
 
+/** Parses a request whose one field is the path into its routed, canonical target. */
+async function pathOnly(req: RequestReader, call: HostCallContext): Promise<FsTarget> {
+  const path = readPath(req);
+  req.end();
+  return await target(call, path);
+}
+
 /** `fs_exists(path)` → JSON `true`/`false`. */
 export const fsExists = defineHostFunction<FsTarget>({
   name: "fs_exists",
   subsystem: "fs",
   doc: "Whether a path exists (symlinks followed)",
   capabilities: ["fs_read"],
-  parse: async (req, call) => {
-    const path = readPath(req);
-    req.end();
-    return await target(call, path);
-  },
+  parse: pathOnly,
   gate: (t) => ({ capability: "fs_read", target: t.routed.uri }),
   run: async (t, call) => {
     await authorizeFs(call, "fs.read", t);
@@ -152,11 +155,7 @@ export const fsReadFile = defineHostFunction<FsTarget>({
   subsystem: "fs",
   doc: "Reads a whole file",
   capabilities: ["fs_read"],
-  parse: async (req, call) => {
-    const path = readPath(req);
-    req.end();
-    return await target(call, path);
-  },
+  parse: pathOnly,
   gate: (t) => ({ capability: "fs_read", target: t.routed.uri }),
   run: async (t, call) => {
     await authorizeFs(call, "fs.read", t);
@@ -209,11 +208,7 @@ export const fsMkdir = defineHostFunction<FsTarget>({
   subsystem: "fs",
   doc: "Creates a directory and its missing parents (an existing directory is fine)",
   capabilities: ["fs_write"],
-  parse: async (req, call) => {
-    const path = readPath(req);
-    req.end();
-    return await target(call, path);
-  },
+  parse: pathOnly,
   gate: (t) => ({ capability: "fs_write", target: t.routed.uri }),
   run: async (t, call) => {
     await authorizeFs(call, "fs.write", t);
@@ -227,11 +222,7 @@ export const fsReaddir = defineHostFunction<FsTarget>({
   subsystem: "fs",
   doc: "Lists a directory",
   capabilities: ["fs_read"],
-  parse: async (req, call) => {
-    const path = readPath(req);
-    req.end();
-    return await target(call, path);
-  },
+  parse: pathOnly,
   gate: (t) => ({ capability: "fs_read", target: t.routed.uri }),
   run: async (t, call) => {
     await authorizeFs(call, "fs.read", t);
@@ -255,11 +246,7 @@ export const fsStat = defineHostFunction<FsTarget>({
   subsystem: "fs",
   doc: "Kind, size and modification time of a path (symlinks followed)",
   capabilities: ["fs_read"],
-  parse: async (req, call) => {
-    const path = readPath(req);
-    req.end();
-    return await target(call, path);
-  },
+  parse: pathOnly,
   gate: (t) => ({ capability: "fs_read", target: t.routed.uri }),
   run: async (t, call) => {
     await authorizeFs(call, "fs.read", t);
