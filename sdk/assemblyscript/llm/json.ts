@@ -5,6 +5,8 @@
  * text, so no typed classes are generated for them.
  */
 
+import { quote, unquote } from "../internal/scan";
+
 function isSpace(c: i32): bool {
   return c == 32 || c == 10 || c == 13 || c == 9;
 }
@@ -218,60 +220,8 @@ export function items(s: string | null): string[] {
   return out;
 }
 
-function hexDigit(c: i32): i32 {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return 0;
-}
-
-/** Decodes a JSON string literal (with its quotes). */
-export function unquote(raw: string): string {
-  const n = raw.length - 1;
-  if (raw.indexOf("\\") < 0) return raw.substring(1, n);
-  let out = "";
-  let from = 1;
-  for (let i = 1; i < n; i++) {
-    if (raw.charCodeAt(i) != 92) continue;
-    out += raw.substring(from, i);
-    const e = raw.charCodeAt(++i);
-    if (e == 110) out += "\n";
-    else if (e == 116) out += "\t";
-    else if (e == 114) out += "\r";
-    else if (e == 98) out += "\b";
-    else if (e == 102) out += "\f";
-    else if (e == 117 && i + 4 < n + 1) {
-      const u = (hexDigit(raw.charCodeAt(i + 1)) << 12) | (hexDigit(raw.charCodeAt(i + 2)) << 8) |
-        (hexDigit(raw.charCodeAt(i + 3)) << 4) | hexDigit(raw.charCodeAt(i + 4));
-      out += String.fromCharCode(u);
-      i += 4;
-    } else out += String.fromCharCode(e);
-    from = i + 1;
-  }
-  return out + raw.substring(from, n);
-}
-
-/** A JSON string literal of `value`. */
-export function quote(value: string): string {
-  let out = '"';
-  let from = 0;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c >= 32 && c != 34 && c != 92) continue;
-    out += value.substring(from, i);
-    if (c == 34) out += '\\"';
-    else if (c == 92) out += "\\\\";
-    else if (c == 10) out += "\\n";
-    else if (c == 13) out += "\\r";
-    else if (c == 9) out += "\\t";
-    else {
-      const hex = "0123456789abcdef";
-      out += "\\u00" + hex.charAt(c >> 4) + hex.charAt(c & 15);
-    }
-    from = i + 1;
-  }
-  return out + value.substring(from) + '"';
-}
+// String literals are the SDK's own codec (one implementation for guests and kits).
+export { quote, unquote };
 
 /** The text of a message `content`: a string as is, text parts joined, anything else as JSON. */
 export function contentText(raw: string | null): string {
