@@ -8,4 +8,4 @@
  */
 export { formatPath, type KeyLocation, type KeyPath, TomlLocator } from "./_toml_locator.ts";
 export { closest } from "./_suggest.ts";
-export { describe, isTable, type Table } from "./_manifest_context.ts";
+export { Context, describe, isTable, type Table } from "./_manifest_context.ts";

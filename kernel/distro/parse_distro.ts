@@ -110,7 +110,7 @@ export async function loadDistro(path: string): Promise<DistroManifest> {
 }
 
 function readDistroDoc(ctx: DistroContext, doc: Table): DistroManifest {
-  ctx.known(doc, [], TOP, "at the top level");
+  ctx.knownFields(doc, [], TOP, "at the top level");
   let schema = DISTRO_SCHEMA_VERSION;
   if (doc.schema_version !== undefined) {
     if (doc.schema_version !== DISTRO_SCHEMA_VERSION) {
@@ -150,7 +150,7 @@ function readDistroSection(ctx: DistroContext, value: unknown): DistroSection {
   const t = ctx.table(value, ["distro"], "a table [distro]");
   if (!t) return empty;
   const p = ["distro"];
-  ctx.known(t, p, DISTRO_KEYS, "in [distro]");
+  ctx.knownFields(t, p, DISTRO_KEYS, "in [distro]");
   const name = ctx.string(t, p, "name", { required: 'add name = "my-distro"' }) ?? "";
   if (name !== "" && !DISTRO_NAME_RE.test(name)) {
     ctx.fail(
@@ -211,7 +211,7 @@ function readVariables(ctx: DistroContext, value: unknown): VariableDef[] {
     }
     const v = ctx.table(raw, p, "a table { description = …, secret = … }");
     if (!v) continue;
-    ctx.known(v, p, VARIABLE_KEYS, "in a [variables] entry");
+    ctx.knownFields(v, p, VARIABLE_KEYS, "in a [variables] entry");
     const secret = ctx.bool(v, p, "secret");
     const dflt = ctx.string(v, p, "default");
     if (secret && dflt !== undefined) {
@@ -263,7 +263,7 @@ function readCapsules(
   list.forEach((t, i) => {
     if (!t) return;
     const p = ["capsule", i];
-    ctx.known(t, p, CAPSULE_KEYS, "in [[capsule]]");
+    ctx.knownFields(t, p, CAPSULE_KEYS, "in [[capsule]]");
     const name = ctx.string(t, p, "name", { required: 'add name = "<capsule name>"' });
     if (name !== undefined && !CAPSULE_NAME_RE.test(name)) {
       ctx.fail(
@@ -336,7 +336,7 @@ function readGroups(
   list.forEach((t, i) => {
     if (!t) return;
     const p = ["group", i];
-    ctx.known(t, p, GROUP_KEYS, "in [[group]]");
+    ctx.knownFields(t, p, GROUP_KEYS, "in [[group]]");
     const name = ctx.string(t, p, "name", { required: 'add name = "<group>"' });
     if (name !== undefined && !CAPSULE_NAME_RE.test(name)) {
       ctx.fail(
@@ -400,7 +400,7 @@ function readInvites(ctx: DistroContext, value: unknown): InvitesSection | undef
   const t = ctx.table(value, ["invites"], "a table [invites]");
   if (!t) return undefined;
   const p = ["invites"];
-  ctx.known(t, p, INVITE_KEYS, "in [invites]");
+  ctx.knownFields(t, p, INVITE_KEYS, "in [invites]");
   const issuers = ctx.strings(t, p, "issuers");
   const defaultGroup = ctx.string(t, p, "default_group");
   if (issuers.length > 0 && defaultGroup === undefined) {
@@ -441,7 +441,7 @@ function readBranding(ctx: DistroContext, value: unknown): BrandingSection | und
   const t = ctx.table(value, ["branding"], "a table [branding]");
   if (!t) return undefined;
   const p = ["branding"];
-  ctx.known(t, p, BRANDING_KEYS, "in [branding]");
+  ctx.knownFields(t, p, BRANDING_KEYS, "in [branding]");
   const out: Record<string, string> = {};
   for (const key of BRANDING_KEYS) {
     const v = ctx.string(t, p, key, { max: key === "icon" ? 64 * 1024 : 200 });
