@@ -38,6 +38,7 @@ import {
   serviceKey,
 } from "./host_function.ts";
 import { callDeadline, optionalObject } from "./ipc.ts";
+import { readBoundedInt } from "./limits.ts";
 import { HostCallError, HostStatus } from "./status.ts";
 
 /** Limits of the HTTP functions. */
@@ -236,18 +237,12 @@ function readRequest(req: RequestReader, call: HostCallContext): HttpRequestArgs
 }
 
 function readMs(value: unknown, field: string, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
-    throw bad("request", `Field "request.${field}" must be a positive whole number`);
-  }
-  if (value > max) {
-    throw new HostCallError(
-      HostStatus.LIMIT_EXCEEDED,
-      `Field "request.${field}" is ${value} (limit ${max})`,
-      { field: "request" },
-    );
-  }
-  return value;
+  return readBoundedInt(value, {
+    label: `Field "request.${field}"`,
+    field: "request",
+    fallback,
+    max,
+  });
 }
 
 function readHeaders(value: unknown, limits: HttpLimits): [string, string][] {

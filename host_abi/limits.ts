@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { HostCallError, HostStatus } from "./status.ts";
 
 /** Limits the host functions enforce; see `docs/host_abi.md` § Limits. */
 export interface HostLimits {
@@ -46,3 +47,38 @@ export const DEFAULT_HOST_LIMITS: HostLimits = Object.freeze({
   maxRandomBytes: 1024 * 1024,
   maxLogLineBytes: 8 * 1024,
 });
+
+/** How {@link readBoundedInt} names the value it checks. */
+export interface BoundedIntOptions {
+  /** The value as the guest wrote it, for messages: `Field "request.timeout_ms"`. */
+  label: string;
+  /** The request field it came from (`HostCallError` data). */
+  field: string;
+  /** Used when the value is absent. */
+  fallback: number;
+  /** The largest value allowed; more is `LIMIT_EXCEEDED`. */
+  max: number;
+}
+
+/**
+ * A positive whole number from a guest's options, `fallback` when absent. A malformed value is
+ * `INVALID_ARGUMENT`; one over `max` is `LIMIT_EXCEEDED` with the limit beside it.
+ */
+export function readBoundedInt(value: unknown, options: BoundedIntOptions): number {
+  if (value === undefined) return options.fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new HostCallError(
+      HostStatus.INVALID_ARGUMENT,
+      `${options.label} must be a positive whole number`,
+      { field: options.field },
+    );
+  }
+  if (value > options.max) {
+    throw new HostCallError(
+      HostStatus.LIMIT_EXCEEDED,
+      `${options.label} is ${value} (limit ${options.max})`,
+      { field: options.field },
+    );
+  }
+  return value;
+}

@@ -29,6 +29,7 @@ import {
   serviceKey,
 } from "./host_function.ts";
 import { callDeadline, optionalObject } from "./ipc.ts";
+import { readBoundedInt } from "./limits.ts";
 import { HostCallError, HostStatus } from "./status.ts";
 
 /** Limits of the net functions. */
@@ -130,20 +131,8 @@ function readOptions(
       );
     }
   }
-  const num = (value: unknown, name: string, fallback: number, max: number) => {
-    if (value === undefined) return fallback;
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
-      throw bad("options", `Option "${name}" must be a positive whole number`);
-    }
-    if (value > max) {
-      throw new HostCallError(
-        HostStatus.LIMIT_EXCEEDED,
-        `Option "${name}" is ${value} (limit ${max})`,
-        { field: "options" },
-      );
-    }
-    return value;
-  };
+  const num = (value: unknown, name: string, fallback: number, max: number) =>
+    readBoundedInt(value, { label: `Option "${name}"`, field: "options", fallback, max });
   return {
     timeoutMs: num(options.timeout_ms, "timeout_ms", limits.defaultTimeoutMs, limits.maxTimeoutMs),
     maxBytes: num(options.max_bytes, "max_bytes", limits.maxReadBytes, limits.maxReadBytes),
