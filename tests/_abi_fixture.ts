@@ -29,6 +29,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AuditEntry, AuditLog } from "../kernel/audit/mod.ts";
 import { TokenStore } from "../kernel/capabilities/mod.ts";
@@ -428,4 +429,41 @@ export async function makeAbiKernel(options: AbiKernelOptions = {}): Promise<Abi
 /** Asserts-friendly: the status name of a reply's status number. */
 export function statusName(status: HostStatus | number): string {
   return hostStatusName(status);
+}
+
+/** Asserts `reply` is OK (the message shows what it was otherwise) and returns it. */
+export function expectOk(reply: AbiReply): AbiReply {
+  assert.equal(reply.name, "OK", `expected OK, got ${reply.name}: ${reply.text}`);
+  return reply;
+}
+
+/** Asserts `reply` has status `name` and, when given, a message matching `message`. */
+export function expectStatus(reply: AbiReply, name: string, message?: RegExp): void {
+  assert.equal(reply.name, name, `expected ${name}, got ${reply.name}: ${reply.text}`);
+  if (message !== undefined) assert.match(reply.text, message);
+}
+
+/** Runs `body` on a fresh ABI kernel, checks no host function failed unexpectedly, closes it. */
+export async function withKernel(
+  body: (k: AbiKernel) => Promise<void>,
+  options: AbiKernelOptions = {},
+): Promise<void> {
+  const k = await makeAbiKernel(options);
+  try {
+    await body(k);
+    assert.deepEqual(k.errors, [], "no host function failed unexpectedly");
+  } finally {
+    await k.close();
+  }
+}
+
+/** The manifest-layer denials recorded for `principal`, as [action, resource, rule]. */
+export async function manifestDenials(k: AbiKernel, principal = "default"): Promise<string[][]> {
+  return (await k.auditEntries(principal))
+    .filter((e) => e.layer === "manifest")
+    .map((e) => {
+      assert.equal(e.decision, "denied");
+      assert.equal(e.decider, "manifest");
+      return [e.action, e.resource, e.rule];
+    });
 }

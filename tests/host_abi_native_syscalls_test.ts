@@ -11,47 +11,18 @@ import { join } from "node:path";
 import { DEFAULT_CONFIG } from "../kernel/config/mod.ts";
 import { NativeSandbox, sandboxStatus } from "../kernel/sandbox/mod.ts";
 import { decodeFields, encodeU32, PENDING_FUNCTIONS } from "../host_abi/mod.ts";
-import { type AbiKernel, type AbiReply, makeAbiKernel } from "./_abi_fixture.ts";
+import {
+  expectOk as ok,
+  expectStatus as status,
+  manifestDenials,
+  withKernel,
+} from "./_abi_fixture.ts";
 
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
 const sandbox = await sandboxStatus();
 if (!sandbox.available) console.log(`Skipping the process host calls: ${sandbox.reason}`);
-
-function ok(reply: AbiReply): AbiReply {
-  assert.equal(reply.name, "OK", `expected OK, got ${reply.name}: ${reply.text}`);
-  return reply;
-}
-
-function status(reply: AbiReply, name: string, message?: RegExp): void {
-  assert.equal(reply.name, name, `expected ${name}, got ${reply.name}: ${reply.text}`);
-  if (message !== undefined) assert.match(reply.text, message);
-}
-
-async function withKernel(
-  body: (k: AbiKernel) => Promise<void>,
-  options: Parameters<typeof makeAbiKernel>[0] = {},
-): Promise<void> {
-  const k = await makeAbiKernel(options);
-  try {
-    await body(k);
-    assert.deepEqual(k.errors, [], "no host function failed unexpectedly");
-  } finally {
-    await k.close();
-  }
-}
-
-/** The manifest-layer denials recorded for `principal`, as [action, resource, rule]. */
-async function manifestDenials(k: AbiKernel, principal = "default"): Promise<string[][]> {
-  return (await k.auditEntries(principal))
-    .filter((e) => e.layer === "manifest")
-    .map((e) => {
-      assert.equal(e.decision, "denied");
-      assert.equal(e.decider, "manifest");
-      return [e.action, e.resource, e.rule];
-    });
-}
 
 /** Polls `probe` (a host call), yielding to the event loop in between, until it has a value. */
 async function poll<T>(probe: () => Promise<T | undefined>): Promise<T> {

@@ -11,44 +11,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { HOST_TIMERS } from "../host_abi/ipc.ts";
 import { encodeU32, HOST_TABLE, HostStatus, PENDING_FUNCTIONS, provide } from "../host_abi/mod.ts";
-import { type AbiCapsule, type AbiKernel, type AbiReply, makeAbiKernel } from "./_abi_fixture.ts";
+import {
+  type AbiCapsule,
+  type AbiKernel,
+  expectOk as ok,
+  expectStatus as status,
+  manifestDenials,
+  withKernel,
+} from "./_abi_fixture.ts";
 
 const WRITER = `fs_read = ["*"]\nfs_write = ["workspace://out"]`;
 const dec = new TextDecoder();
-
-function ok(reply: AbiReply): AbiReply {
-  assert.equal(reply.name, "OK", `expected OK, got ${reply.name}: ${reply.text}`);
-  return reply;
-}
-
-function status(reply: AbiReply, name: string, message?: RegExp): void {
-  assert.equal(reply.name, name, `expected ${name}, got ${reply.name}: ${reply.text}`);
-  if (message !== undefined) assert.match(reply.text, message);
-}
-
-async function withKernel(
-  body: (k: AbiKernel) => Promise<void>,
-  options: Parameters<typeof makeAbiKernel>[0] = {},
-): Promise<void> {
-  const k = await makeAbiKernel(options);
-  try {
-    await body(k);
-    assert.deepEqual(k.errors, [], "no host function failed unexpectedly");
-  } finally {
-    await k.close();
-  }
-}
-
-/** The manifest-layer denials recorded for `principal`, as [action, resource, rule]. */
-async function manifestDenials(k: AbiKernel, principal = "default"): Promise<string[][]> {
-  return (await k.auditEntries(principal))
-    .filter((e) => e.layer === "manifest")
-    .map((e) => {
-      assert.equal(e.decision, "denied");
-      assert.equal(e.decider, "manifest");
-      return [e.action, e.resource, e.rule];
-    });
-}
 
 /** Yields to the event loop until `done()` (worker and store work run in between). */
 async function until(done: () => boolean): Promise<void> {
