@@ -132,7 +132,7 @@ export function resolveVariables(
       );
     }
   }
-  const values: Record<string, string> = {};
+  const values: Record<string, string> = { groups: plan.groups.join(",") };
   const missing: VariableDef[] = [];
   for (const v of plan.distro.variables) {
     const value = Object.hasOwn(given, v.name) ? given[v.name] : v.default;

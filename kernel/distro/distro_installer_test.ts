@@ -8,6 +8,7 @@ import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
 import { DistroCode } from "./errors.ts";
 import { readDistroLock } from "./distro_lock.ts";
 import {
+  capsuleEnvPreset,
   findDistro,
   installDistro,
   planDistro,
@@ -86,8 +87,25 @@ Deno.test("planDistro() and resolveVariables() choose capsules and values", asyn
     assert.deepEqual(plan.variables.map((v) => v.name), ["api_key"]);
     assert.deepEqual(resolveVariables(plan, {}).missing.map((v) => v.name), ["api_key"]);
     assert.deepEqual(resolveVariables(plan, { api_key: "k" }), {
-      values: { api_key: "k" },
+      values: { groups: "a", api_key: "k" },
       missing: [],
+    });
+  });
+  await t.step("the built-in groups variable names the selected groups in file order", () => {
+    const both = planDistro(d, { groups: ["b", "a"] });
+    assert.equal(resolveVariables(both, { api_key: "k" }).values.groups, "a,b");
+    assert.equal(resolveVariables(planDistro(d, { groups: [] }), {}).values.groups, "");
+    assert.throws(() => resolveVariables(both, { groups: "x" }), /has no variable "groups"/);
+    const routed = parseDistro(
+      DISTRO.replace(
+        'env = { X = "{{ unused }}" }',
+        'env = { X = "{{ unused }}", R = "{{groups}}" }',
+      ),
+      { file: "/x/distro/Distro.toml" },
+    );
+    assert.deepEqual(capsuleEnvPreset(routed.capsule[2], { unused: "u", groups: "b" }), {
+      X: "u",
+      R: "b",
     });
   });
   await t.step("explicit groups replace the defaults; unknown ones are refused", () => {

@@ -6,6 +6,12 @@
  * @module
  */
 
+/**
+ * Variables init fills itself, which a distro may use but not define: `groups`, the selected
+ * groups' names joined by "," in `[[group]]` order (empty when none is selected).
+ */
+export const BUILTIN_VARIABLES: readonly string[] = ["groups"];
+
 const TEMPLATE_RE = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
 
 /** Why `text` is not a well-formed template, or undefined (an unclosed or empty `{{`). */

@@ -23,7 +23,7 @@ import {
   VARIABLE_NAME_RE,
   type VariableDef,
 } from "./distro_manifest.ts";
-import { templateProblem, templateVariables } from "./distro_template.ts";
+import { BUILTIN_VARIABLES, templateProblem, templateVariables } from "./distro_template.ts";
 
 /** The largest `Distro.toml` accepted, in bytes. */
 export const MAX_DISTRO_BYTES = 1024 * 1024;
@@ -209,6 +209,10 @@ function readVariables(ctx: DistroContext, value: unknown): VariableDef[] {
       );
       continue;
     }
+    if (BUILTIN_VARIABLES.includes(name)) {
+      ctx.fail(p, `${q(name)} is a built-in variable`, "rename it; init fills it itself");
+      continue;
+    }
     const v = ctx.table(raw, p, "a table { description = …, secret = … }");
     if (!v) continue;
     ctx.knownFields(v, p, VARIABLE_KEYS, "in a [variables] entry");
@@ -309,7 +313,7 @@ function readCapsules(
           continue;
         }
         for (const ref of templateVariables(v)) {
-          if (!variables.some((x) => x.name === ref)) {
+          if (!BUILTIN_VARIABLES.includes(ref) && !variables.some((x) => x.name === ref)) {
             ctx.fail(
               at,
               `template refers to undefined variable ${q(ref)}`,

@@ -155,6 +155,24 @@ accent_color = "purple"
       '17: branding.accent_color: invalid colour "purple"',
     ]);
   });
+  await t.step("the built-in groups variable may be used but not defined", () => {
+    const issues = issuesOf(`[distro]
+name = "x"
+version = "0.1.0"
+
+[variables]
+groups = { description = "mine" }
+
+[[capsule]]
+name = "a"
+source = "a"
+version = "0.1.0"
+env = { ROUTES = "{{ groups }}" }
+`);
+    assert.deepEqual(issues, [
+      '6: variables.groups: "groups" is a built-in variable; rename it; init fills it itself',
+    ]);
+  });
   await t.step("TOML syntax errors are located", () => {
     const issues = issuesOf(`[distro]\nname = "x"\nversion = \n`);
     assert.equal(issues.length, 1);
