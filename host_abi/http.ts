@@ -38,6 +38,7 @@ import {
   serviceKey,
 } from "./host_function.ts";
 import { callDeadline, optionalObject } from "./ipc.ts";
+import { servesModelCall } from "./lifecycle.ts";
 import { readBoundedInt } from "./limits.ts";
 import { HostCallError, HostStatus } from "./status.ts";
 
@@ -631,6 +632,7 @@ async function open(
     kind: "net.request",
     host: args.host,
     port: args.port,
+    ...(servesModelCall(call) ? { modelCall: true } : {}),
   });
   const target = await pickAddress(call, args, signal);
   const limits = limitsOf(call);

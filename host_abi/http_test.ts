@@ -6,6 +6,7 @@ import { EventBus, ManualTimers } from "../kernel/events/mod.ts";
 import {
   type Authorization,
   describeAction,
+  type NetRequestAction,
   Policy,
   type SensitiveAction,
 } from "../kernel/security/mod.ts";
@@ -32,6 +33,7 @@ import {
   httpStreamStart,
 } from "./http.ts";
 import { HOST_TIMERS } from "./ipc.ts";
+import { INVOCATION_ORIGIN, type InvocationOrigin } from "./lifecycle.ts";
 import { DEFAULT_HOST_LIMITS } from "./limits.ts";
 import { HostCallError, HostStatus } from "./status.ts";
 
@@ -78,12 +80,18 @@ interface Ctx {
 
 function context(
   caps: string,
-  options: { service?: HttpService; timers?: ManualTimers; handles?: HandleTable } = {},
+  options: {
+    service?: HttpService;
+    timers?: ManualTimers;
+    handles?: HandleTable;
+    origin?: InvocationOrigin;
+  } = {},
 ): Ctx {
   const actions: SensitiveAction[] = [];
   const compiled = Policy.for(policy);
   const extensions = [provide(HTTP_SERVICE, options.service ?? {})];
   if (options.timers !== undefined) extensions.push(provide(HOST_TIMERS, options.timers));
+  if (options.origin !== undefined) extensions.push(provide(INVOCATION_ORIGIN, options.origin));
   const call: HostCallContext = {
     principal: "alice",
     capsule: "fetcher",
@@ -234,6 +242,33 @@ Deno.test("http_request makes a request to a host the manifest names", async (t)
       assert.deepEqual(actions.map((a) => a.kind === "net.request" && `${a.host}:${a.port}`), [
         `127.0.0.1:${s.port}`,
       ]);
+    });
+    await t.step("a request made while serving a model call is marked modelCall", async () => {
+      const plain = context(caps);
+      await invoke(
+        httpRequest,
+        [JSON.stringify({ url: `http://127.0.0.1:${s.port}/p` })],
+        plain.call,
+      );
+      assert.equal((plain.actions[0] as NetRequestAction).modelCall, undefined);
+      const served = context(caps, {
+        origin: { source: "capsule:orchestrator", topic: "llm.v1.request.generate.openai" },
+      });
+      await invoke(
+        httpRequest,
+        [JSON.stringify({ url: `http://127.0.0.1:${s.port}/m` })],
+        served.call,
+      );
+      assert.equal((served.actions[0] as NetRequestAction).modelCall, true);
+      const tool = context(caps, {
+        origin: { source: "capsule:orchestrator", topic: "tool.v1.execute.fetch" },
+      });
+      await invoke(
+        httpRequest,
+        [JSON.stringify({ url: `http://127.0.0.1:${s.port}/t` })],
+        tool.call,
+      );
+      assert.equal((tool.actions[0] as NetRequestAction).modelCall, undefined);
     });
     await t.step("POST with a body; a 404 is a reply, not an error", async () => {
       const { call } = context(caps);

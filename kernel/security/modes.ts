@@ -14,10 +14,16 @@
  * | `native`        | `process.spawn`, `tool.execute` with `native`  | ask   | ask    | allow      |
  * | `network`       | `net.request`                                  | ask   | ask    | allow      |
  * | `tool`          | `tool.execute` of a wasm tool                  | ask   | allow  | allow      |
- * | `model`         | `llm.generate` (budgets cap it)                | allow | allow  | allow      |
+ * | `model`         | `llm.generate`, a `net.request` with modelCall | allow | allow  | allow      |
  * | `widening`      | `capability.*`, `identity.admin`               | human | human  | human      |
  *
  * `yolo` is an alias of `autonomous`.
+ *
+ * A provider's HTTP request made while it serves a model call (`modelCall`: its invocation was
+ * triggered by `llm.v1.request.generate.*`) is the model call itself, already priced, reserved
+ * and audited as `llm.generate` by the budget guard; asking again per request would make every
+ * headless turn fail in `guided`. The policy layer (denied hosts) and the capsule's manifest
+ * `net` list still apply, and the request is audited with the rule `<mode>/model`.
  *
  * @module
  */
@@ -82,7 +88,7 @@ export function modeRow(action: SensitiveAction): ModeRow {
     case "process.spawn":
       return "native";
     case "net.request":
-      return "network";
+      return action.modelCall === true ? "model" : "network";
     case "tool.execute":
       return action.native === true ? "native" : "tool";
     case "llm.generate":

@@ -72,6 +72,17 @@ Deno.test("modeDecision() follows the DESIGN §6 table for every kind, inside an
   }
 });
 
+Deno.test("modeDecision() reads a net.request carrying a model call as the model row", () => {
+  const net = { ...who, kind: "net.request", host: "api.anthropic.com", port: 443 } as const;
+  for (const mode of ["safe", "guided", "autonomous"] as const) {
+    assert.deepEqual(modeDecision(mode, { ...net, modelCall: true }), {
+      outcome: "allow",
+      rule: `${mode}/model`,
+    });
+  }
+  assert.equal(modeDecision("guided", net).outcome, "ask");
+});
+
 Deno.test("normalizeMode() resolves yolo and reads an unknown mode as safe", () => {
   assert.equal(normalizeMode("yolo"), "autonomous");
   assert.equal(normalizeMode("guided"), "guided");

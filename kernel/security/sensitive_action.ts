@@ -102,6 +102,12 @@ export interface NetRequestAction extends ActionBase {
   host: string;
   /** The port, 1 to 65535. */
   port: number;
+  /**
+   * True when the request carries a model call: the capsule's invocation was triggered by an
+   * `llm.v1.request.generate.*` message, whose `llm.generate` decision (budget reserved,
+   * audited) came first. The mode table then reads it as `model`, not `network`.
+   */
+  modelCall?: boolean;
 }
 
 /** Calling a tool. */
