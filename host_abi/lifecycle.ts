@@ -410,6 +410,23 @@ export interface InvocationOrigin {
 /** The key the registry provides the {@link InvocationOrigin} of a call under (optional). */
 export const INVOCATION_ORIGIN = serviceKey<InvocationOrigin>("invocation origin");
 
+/** The message that triggered the call's invocation, when the kernel provides it. */
+export function invocationOrigin(call: HostCallContext): InvocationOrigin | undefined {
+  try {
+    return call.services.get(INVOCATION_ORIGIN);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The topic prefix of model calls: an invocation it triggered makes its requests as the model call. */
+const MODEL_CALL_PREFIX = "llm.v1.request.generate.";
+
+/** True when the call's invocation serves a model call (see `NetRequestAction.modelCall`). */
+export function servesModelCall(call: HostCallContext): boolean {
+  return invocationOrigin(call)?.topic.startsWith(MODEL_CALL_PREFIX) === true;
+}
+
 /**
  * `get_caller()`: `{ principal, capsule, session, workspace, request_id?, source?, topic? }`
  * (JSON) — who the invocation acts for, as the kernel stamped it.
@@ -424,12 +441,7 @@ export const getCaller: HostFunctionRow = defineHostFunction<void>({
   },
   gate: () => null,
   run(_args, call) {
-    let origin: InvocationOrigin | undefined;
-    try {
-      origin = call.services.get(INVOCATION_ORIGIN);
-    } catch {
-      origin = undefined;
-    }
+    const origin = invocationOrigin(call);
     return Promise.resolve(jsonBody({
       principal: call.principal,
       capsule: call.capsule,
