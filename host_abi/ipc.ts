@@ -326,10 +326,19 @@ export interface PublishArgs {
   readonly end_of_stream?: boolean;
 }
 
-/** What `ipc_publish` answers (JSON). */
+/**
+ * What `ipc_publish` answers (JSON): `{id, outcome: "delivered", recipients, handlers}` (how
+ * many subscribers it reached and how many capsule handlers ran on it first; both 0: nobody
+ * took it), `{id, outcome: "final", by, reply}`, or a `DENIED` error.
+ */
 export function publishReply(result: PublishResult): Record<string, JsonValue> {
   if (result.outcome === "delivered") {
-    return { id: result.message.id, outcome: "delivered", recipients: result.recipients };
+    return {
+      id: result.message.id,
+      outcome: "delivered",
+      recipients: result.recipients,
+      handlers: result.handlers,
+    };
   }
   if (result.outcome === "final") {
     return {

@@ -8,6 +8,7 @@ import {
   EventBus,
   ManualTimers,
 } from "../kernel/events/mod.ts";
+import { principalId } from "../kernel/identity/mod.ts";
 import { MemoryStore } from "../kernel/storage/mod.ts";
 import { encodeFields, encodeU32, type FieldInput, RequestReader } from "./encoding.ts";
 import { HandleTable } from "./handle_table.ts";
@@ -256,6 +257,27 @@ Deno.test("ipc rows: publish, subscribe, recv, poll, unsubscribe without an engi
       run(ipcSubscribe, ["chat.*", '{"scope":"everyone"}'], call),
       status(HostStatus.INVALID_ARGUMENT),
     );
+  });
+
+  await t.step("ipcPublish answers recipients and the capsule handlers that ran", async () => {
+    const nobody = JSON.parse(text(await run(ipcPublish, ["chat.nobody", "1"], call)));
+    assert.deepEqual(
+      { outcome: nobody.outcome, recipients: nobody.recipients, handlers: nobody.handlers },
+      { outcome: "delivered", recipients: 0, handlers: 0 },
+    );
+    bus.setAcl("store", { publish: [], subscribe: ["chat.*"] });
+    const handler = bus.intercept("chat.handled", () => ({ action: "continue" }), {
+      ctx: { principal: principalId("alice"), source: { kind: "capsule", name: "store" } },
+    });
+    const guard = bus.intercept("chat.handled", () => ({ action: "continue" }), { priority: 1 });
+    try {
+      const handled = JSON.parse(text(await run(ipcPublish, ["chat.handled", "1"], call)));
+      assert.deepEqual([handled.recipients, handled.handlers], [0, 1], "kernel guards not counted");
+    } finally {
+      handler.close();
+      guard.close();
+      bus.removeAcl("store");
+    }
   });
 
   await t.step("a payload over the bus limit is LIMIT_EXCEEDED", async () => {

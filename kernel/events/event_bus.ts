@@ -18,6 +18,7 @@ import { BusMetrics, type BusStats } from "./bus_metrics.ts";
 import { BusCode, BusError } from "./errors.ts";
 import {
   type ChainEnv,
+  type ChainResult,
   DEFAULT_INTERCEPTOR_TIMEOUT_MS,
   DEFAULT_PRIORITY,
   type InterceptOptions,
@@ -126,8 +127,18 @@ export interface Listener {
 
 /** What became of a publish. */
 export type PublishResult =
-  /** Delivered to `recipients` listeners and routed subscriptions (possibly none). */
-  | { readonly outcome: "delivered"; readonly message: BusMessage; readonly recipients: number }
+  /**
+   * Delivered to `recipients` listeners and routed subscriptions (possibly none), after
+   * `handlers` interceptors owned by a capsule or an uplink ran on it (kernel interceptors such
+   * as the budget and security guards are not counted; 0 when no interceptor is bound). A
+   * publish with 0 of both reached nobody.
+   */
+  | {
+    readonly outcome: "delivered";
+    readonly message: BusMessage;
+    readonly recipients: number;
+    readonly handlers: number;
+  }
   /** Answered by interceptor `by`; not delivered. */
   | {
     readonly outcome: "final";
@@ -221,6 +232,8 @@ export class EventBus {
   readonly #requests: PendingRequests;
   readonly #routeHost: RouteHost;
   readonly #chainEnv: ChainEnv;
+  /** Per message id in a chain that has capsule handlers: how many of them ran so far. */
+  readonly #handlerRuns = new Map<string, number>();
   #seq = 0;
   #subSeq = 0;
   #interceptorSeq = 0;
@@ -297,7 +310,7 @@ export class EventBus {
       else this.#metrics.published.bytes++;
       this.#metrics.publishedBySource[ctx.source.kind]++;
       if (this.#storm !== undefined) this.#storm.record(topic);
-      if (plan.interceptors.length === 0) return Promise.resolve(this.#deliver(msg, plan));
+      if (plan.interceptors.length === 0) return Promise.resolve(this.#deliver(msg, plan, 0));
       return this.#intercepted(msg, plan.interceptors);
     } catch (err) {
       return Promise.reject(err);
@@ -434,6 +447,14 @@ export class EventBus {
     const priority = options.priority ?? DEFAULT_PRIORITY;
     if (!Number.isFinite(priority)) throw optionError("priority", priority);
     const timeoutMs = positiveInt("timeoutMs", options.timeoutMs ?? this.#interceptorTimeoutMs);
+    // A capsule's handler counts its runs per message, for the delivered result's `handlers`.
+    const counted: InterceptorHandler = aclApplies(ctx.source)
+      ? (msg, call) => {
+        const n = this.#handlerRuns.get(msg.id);
+        if (n !== undefined) this.#handlerRuns.set(msg.id, n + 1);
+        return handler(msg, call);
+      }
+      : handler;
     const entry = new InterceptorEntry(
       options.name ?? `${ctx.source.kind}:${ctx.source.name}@${pattern}`,
       parsed,
@@ -442,7 +463,7 @@ export class EventBus {
       options.guard ?? priority < DEFAULT_PRIORITY,
       timeoutMs,
       ++this.#interceptorSeq,
-      handler,
+      counted,
       (e) => {
         this.#interceptors = this.#interceptors.filter((i) => i !== e);
         this.#plans.clear();
@@ -548,7 +569,7 @@ export class EventBus {
     return plan;
   }
 
-  #deliver(msg: BusMessage, plan: TopicPlan): PublishResult {
+  #deliver(msg: BusMessage, plan: TopicPlan, handlers: number): PublishResult {
     const listeners = plan.listeners;
     for (let i = 0; i < listeners.length; i++) {
       const l = listeners[i];
@@ -569,14 +590,30 @@ export class EventBus {
     const routes = plan.routes;
     for (let i = 0; i < routes.length; i++) routes[i].enqueue(msg);
     if (msg.request_id !== undefined && this.#requests.size > 0) this.#requests.match(msg);
-    return { outcome: "delivered", message: msg, recipients: listeners.length + routes.length };
+    return {
+      outcome: "delivered",
+      message: msg,
+      recipients: listeners.length + routes.length,
+      handlers,
+    };
   }
 
   async #intercepted(
     first: BusMessage,
     chain: readonly InterceptorEntry[],
   ): Promise<PublishResult> {
-    const r = await runChain(first, chain, this.#chainEnv);
+    const counting = chain.some((ic) => aclApplies(ic.owner));
+    if (counting) this.#handlerRuns.set(first.id, 0);
+    let r: ChainResult;
+    let handlers = 0;
+    try {
+      r = await runChain(first, chain, this.#chainEnv);
+    } finally {
+      if (counting) {
+        handlers = this.#handlerRuns.get(first.id) ?? 0;
+        this.#handlerRuns.delete(first.id);
+      }
+    }
     if (r.outcome === "denied") {
       this.#metrics.denied.interceptor++;
       return { outcome: "denied", message: r.message, reason: r.reason, by: r.by.name };
@@ -594,7 +631,7 @@ export class EventBus {
       };
     }
     if (this.#closed) throw this.#closedError(r.message.topic);
-    return this.#deliver(r.message, this.#plan(r.message.topic));
+    return this.#deliver(r.message, this.#plan(r.message.topic), handlers);
   }
 
   #replyMessage(

@@ -641,3 +641,79 @@ Deno.test("EventBus.subscribe() with exclusive gives each caller its own queue",
     await bus.close();
   }
 });
+
+Deno.test("EventBus.publish() reports how many capsule handlers a delivered message passed", async (t) => {
+  const ctx = ctxOf("alice");
+  const capsule = (name: string) => ctxOf("alice", { kind: "capsule", name });
+  const handlersOf = (r: Awaited<ReturnType<EventBus["publish"]>>): number => {
+    assert.equal(r.outcome, "delivered");
+    return r.outcome === "delivered" ? r.handlers : -1;
+  };
+
+  await t.step("0 with no interceptor, and 0 for kernel interceptors", async () => {
+    const bus = new EventBus();
+    assert.equal(handlersOf(await bus.publish("session.v1.request.load", {}, { ctx })), 0);
+    bus.intercept("session.v1.request.*", () => ({ action: "continue" }), { priority: 10 });
+    const r = await bus.publish("session.v1.request.load", {}, { ctx });
+    assert.equal(handlersOf(r), 0);
+    assert.equal(r.outcome === "delivered" && r.recipients, 0, "nobody was reached");
+  });
+
+  await t.step("counts capsule and uplink handlers that ran, not closed ones", async () => {
+    const bus = new EventBus();
+    bus.setAcl("session", { publish: [], subscribe: ["session.v1.request.*"] });
+    bus.setAcl("mirror", { publish: [], subscribe: ["session.v1.request.*"] });
+    bus.setAcl("gone", { publish: [], subscribe: ["session.v1.request.*"] });
+    bus.intercept("session.v1.request.*", () => ({ action: "continue" }), { priority: 10 });
+    bus.intercept("session.v1.request.*", () => ({ action: "continue" }), {
+      ctx: capsule("session"),
+    });
+    bus.intercept("session.v1.request.*", () => ({ action: "continue" }), {
+      ctx: ctxOf("alice", { kind: "uplink", name: "mirror" }),
+    });
+    bus.intercept("session.v1.request.*", () => ({ action: "continue" }), {
+      ctx: capsule("gone"),
+    }).close();
+    assert.equal(handlersOf(await bus.publish("session.v1.request.load", {}, { ctx })), 2);
+    assert.equal(handlersOf(await bus.publish("llm.v1.request.generate.x", {}, { ctx })), 0);
+  });
+
+  await t.step("a capsule handler that failed and was skipped still ran", async () => {
+    const logger = new MemoryLogger();
+    const bus = new EventBus({ logger });
+    bus.setAcl("broken", { publish: [], subscribe: ["session.v1.request.*"] });
+    bus.intercept("session.v1.request.*", () => {
+      throw new Error("boom");
+    }, { ctx: capsule("broken") });
+    assert.equal(handlersOf(await bus.publish("session.v1.request.load", {}, { ctx })), 1);
+  });
+
+  await t.step("concurrent publishes through the same chain are counted apart", async () => {
+    const bus = new EventBus();
+    bus.setAcl("slow", { publish: [], subscribe: ["session.v1.request.*"] });
+    const gates: Array<() => void> = [];
+    bus.intercept("session.v1.request.*", () =>
+      new Promise((resolve) => {
+        gates.push(() => resolve({ action: "continue" }));
+      }), { ctx: capsule("slow") });
+    bus.intercept("session.v1.request.*", (m) => ({
+      action: "continue",
+      payload: { seen: m.topic },
+    }), { ctx: capsule("slow") });
+    const a = bus.publish("session.v1.request.load", {}, { ctx });
+    const b = bus.publish("session.v1.request.append", {}, { ctx });
+    await Promise.resolve();
+    assert.equal(gates.length, 2);
+    for (const open of gates) open();
+    assert.deepEqual([handlersOf(await a), handlersOf(await b)], [2, 2]);
+  });
+
+  await t.step("a Final result carries no count", async () => {
+    const bus = new EventBus();
+    bus.setAcl("cache", { publish: [], subscribe: ["llm.v1.request.*"] });
+    bus.intercept("llm.v1.request.*", () => ({ action: "final" }), { ctx: capsule("cache") });
+    const r = await bus.publish("llm.v1.request.generate", {}, { ctx });
+    assert.equal(r.outcome, "final");
+    assert.equal("handlers" in r, false);
+  });
+});

@@ -90,10 +90,20 @@ export class Published {
   outcome: string = "";
   /** How many subscribers it reached (delivered). */
   recipients: i32 = 0;
+  /**
+   * How many capsule handlers (`[subscribe]` handlers of capsules, not kernel guards) ran on it
+   * before delivery (delivered). With `recipients` also 0, nobody took the message.
+   */
+  handlers: i32 = 0;
   /** The interceptor that answered (final). */
   by: string | null = null;
   /** The interceptor's reply (final), if it gave one. */
   reply: Message | null = null;
+
+  /** True when it was delivered to no subscriber and no capsule handler ran on it. */
+  get reachedNobody(): bool {
+    return this.outcome == "delivered" && this.recipients == 0 && this.handlers == 0;
+  }
 
   /** Reads `ipc_publish`'s JSON answer. */
   static parse(text: string): Published {
@@ -104,6 +114,7 @@ export class Published {
     const outcome = o.str("outcome");
     if (outcome !== null) p.outcome = outcome;
     p.recipients = <i32>o.num("recipients");
+    p.handlers = <i32>o.num("handlers");
     p.by = o.str("by");
     const reply = o.raw("reply");
     if (reply !== null && reply != "null") p.reply = Message.parse(reply);
