@@ -1,6 +1,6 @@
 /**
- * The orchestrator and prompt-builder capsules, built from `capsules/` (cached) and installed
- * with test stand-ins (`tests/fixtures/stand_in_provider/`, a scripted model on the route
+ * The orchestrator, prompt-builder and session capsules, built from `capsules/` (cached) and
+ * installed with test stand-ins (`tests/fixtures/stand_in_provider/`, a scripted model on the route
  * `stand-in`, and `tests/fixtures/stand_in_tools/`, an echo tool and a crashing tool) into a
  * temporary home; the real daemon, capsule registry, host ABI and bus run in-process. Each step
  * publishes `user.v1.prompt` and reads the turn back from `agent.v1.*`.
@@ -22,6 +22,7 @@ const ROOT = new URL("..", import.meta.url);
 const CAPSULES = [
   { dir: "capsules/orchestrator", env: true, standIn: false },
   { dir: "capsules/prompt-builder", env: false, standIn: false },
+  { dir: "capsules/session", env: false, standIn: false },
   { dir: "tests/fixtures/stand_in_provider", env: false, standIn: true },
   { dir: "tests/fixtures/stand_in_tools", env: false, standIn: true },
 ];
@@ -76,13 +77,18 @@ class Kernel implements AsyncDisposable {
     this.daemon = daemon;
   }
 
-  static async start(env: Record<string, string> = {}): Promise<Kernel> {
+  /** Boots a kernel with the capsules; `session: false` leaves the session capsule out. */
+  static async start(
+    env: Record<string, string> = {},
+    options: { session?: boolean } = {},
+  ): Promise<Kernel> {
     const root = await Deno.makeTempDir({ prefix: "astrid-orch-" });
     const home = await AstridHome.open(root);
     const principal = principalId("default");
     await home.ensurePrincipal(principal);
     await home.ensurePrincipal(principalId("bob"));
     for (const c of CAPSULES) {
+      if (options.session === false && c.dir === "capsules/session") continue;
       let dir = new URL(c.dir, ROOT).pathname;
       if (c.standIn) dir = await stageStandIn(dir, join(root, "stand-ins"));
       const built = await buildCapsule(dir, { cacheDir: cacheDir(), outDir: join(root, "dist") });
@@ -209,6 +215,29 @@ class Kernel implements AsyncDisposable {
     return { id, client };
   }
 
+  /** The `result` of a `session.v1.request.<verb>` for `session` (principal `default`). */
+  async session(verb: string, session: string): Promise<Record<string, JsonValue>> {
+    const requestId = `r-session-${++turns}`;
+    let answer: Record<string, JsonValue> | undefined;
+    const listener = this.daemon.bus.listen(`session.v1.response.${verb}`, (msg) => {
+      if (msg.request_id === requestId) answer = payloadOf(msg);
+    });
+    try {
+      await this.daemon.bus.publish(`session.v1.request.${verb}`, {
+        session,
+        request_id: requestId,
+      }, {
+        ctx: { principal: principalId("default"), source: { kind: "kernel", name: "test" } },
+        request_id: requestId,
+      });
+    } finally {
+      listener.close();
+    }
+    assert.ok(answer !== undefined, `the session capsule answered ${verb}`);
+    assert.equal(answer.ok, true, JSON.stringify(answer));
+    return answer.result as Record<string, JsonValue>;
+  }
+
   cancel(session: string, requestId: string): void {
     void this.daemon.bus.publish("agent.v1.cancel", { session, request_id: requestId }, {
       ctx: { principal: principalId("default"), source: { kind: "kernel", name: "test" } },
@@ -309,16 +338,28 @@ Deno.test("orchestrator runs user turns end to end against stand-in capsules", a
     }
   });
 
-  await t.step("onPrompt() continues a session with its history from KV", async () => {
-    const first = await kernel.turn("remember the word banana", "s-memory");
-    assert.equal(first.response.text, "I will remember banana.");
-    const second = await kernel.turn("what was the word?", "s-memory");
-    assert.equal(second.response.text, "The word was banana.");
-    const other = await kernel.turn("what was the word?", "s-other");
-    assert.equal(other.response.text, "I do not know the word.");
-    const bob = await kernel.turn("what was the word?", "s-memory", { principal: "bob" });
-    assert.equal(bob.response.text, "I do not know the word.", "history is per principal");
-  });
+  await t.step(
+    "onPrompt() continues a session with its history from the session capsule",
+    async () => {
+      const first = await kernel.turn("remember the word banana", "s-memory");
+      assert.equal(first.response.text, "I will remember banana.");
+      const second = await kernel.turn("what was the word?", "s-memory");
+      assert.equal(second.response.text, "The word was banana.");
+      const other = await kernel.turn("what was the word?", "s-other");
+      assert.equal(other.response.text, "I do not know the word.");
+      const bob = await kernel.turn("what was the word?", "s-memory", { principal: "bob" });
+      assert.equal(bob.response.text, "I do not know the word.", "history is per principal");
+      const record = await kernel.session("get", "s-memory");
+      assert.equal(record.turns, 2, "each answered turn appended once");
+      assert.equal(record.title, "remember the word banana");
+      assert.deepEqual((record.messages as Array<{ role: string }>).map((m) => m.role), [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+      ]);
+    },
+  );
 
   await t.step("onPrompt() ends the turn with the provider's error kind", async () => {
     const turn = await kernel.turn("fail please [provider-error]", "s-error");
@@ -383,13 +424,32 @@ Deno.test("orchestrator runs user turns end to end against stand-in capsules", a
   });
 });
 
-Deno.test("orchestrator ends the turn with a provider error when no provider answers", async () => {
-  await using kernel = await Kernel.start({ PROVIDER: "nobody", STEP_TIMEOUT_MS: "300" });
+Deno.test("orchestrator answers without history when no session capsule is installed", async () => {
+  // A ten-minute SESSION_TIMEOUT_MS: the turn answers in time only because the history load's
+  // publish reported that nothing handled it.
+  await using kernel = await Kernel.start({ SESSION_TIMEOUT_MS: "600000" }, { session: false });
+  const first = await kernel.turn("remember the word banana", "s-alone");
+  assert.equal(first.response.text, "I will remember banana.");
+  assert.equal(first.response.stop_reason, "end_turn");
+  const second = await kernel.turn("what was the word?", "s-alone");
+  assert.equal(second.response.text, "I do not know the word.", "nothing was kept");
+  assert.equal(second.response.stop_reason, "end_turn");
+});
+
+Deno.test("orchestrator fails a model call at once when nothing handles its route", async () => {
+  // STEP_TIMEOUT_MS is ten minutes, far past the turn's deadline (TURN_TIMEOUT_MS): the turn can
+  // answer in time only because the publish reported no recipient and no capsule handler.
+  await using kernel = await Kernel.start({ PROVIDER: "nobody", STEP_TIMEOUT_MS: "600000" });
   const turn = await kernel.turn("hello?", "s-nobody");
   assert.equal(turn.response.stop_reason, "error");
+  assert.equal(turn.response.steps, 1);
   const error = turn.response.error as { kind: string; message: string };
   assert.equal(error.kind, "provider");
-  assert.match(error.message, /No provider answered on route "nobody" within 300 ms/);
+  assert.equal(
+    error.message,
+    'No provider answered on route "nobody": nothing handles llm.v1.request.generate.nobody ' +
+      "(is a provider capsule installed for it?)",
+  );
   assert.equal(turn.responseMessage.end_of_stream, true);
 });
 

@@ -2,12 +2,13 @@
  * The orchestrator: one user turn per `user.v1.prompt`, run inside the `[subscribe]` handler so
  * every host call acts for the prompt's principal (docs/capsules/orchestrator.md).
  *
- * history (KV) → prompt_builder.v1.assemble → llm.v1.request.generate.<provider> → stream
- * (deltas relayed) → tool calls (all published at once, results correlated by request_id) →
- * tool results appended → … until a final answer, the step limit, an error or a cancel → one
- * agent.v1.response (end_of_stream) → history saved.
+ * history (session.v1.request.load) → prompt_builder.v1.assemble →
+ * llm.v1.request.generate.<provider> → stream (deltas relayed) → tool calls (all published at
+ * once, results correlated by request_id) → tool results appended → … until a final answer, the
+ * step limit, an error or a cancel → history saved (session.v1.request.append) → one
+ * agent.v1.response (end_of_stream).
  */
-import { env, Intercept, Invocation, ipc, kv, log, time } from "@astrid/sdk";
+import { env, Intercept, Invocation, ipc, log, time } from "@astrid/sdk";
 import { arrayItems, ObjectScan, quote } from "@astrid/sdk/internal/scan";
 
 // ---------------------------------------------------------------------------------------------
@@ -87,12 +88,6 @@ function takeMail(_id: string): ipc.Message | null {
   return null;
 }
 
-/** Forgets what was left for the turn `requestId` (its model calls and tool calls too). */
-function clearMail(requestId: string): void {
-  kv.clearPrefix("mail/" + requestId + "|");
-  kv.clearPrefix("mail/" + requestId + ".");
-}
-
 // ---------------------------------------------------------------------------------------------
 // The turn.
 
@@ -158,10 +153,19 @@ class Turn {
   usage: Usage = new Usage();
   cancel: ipc.Subscription | null = null;
   cancelled: bool = false;
-  startedAt: f64 = 0;
-  lastKvCheck: f64 = 0;
   /** Messages of this turn to append to the history (the user's, then the model's and tools'). */
   added: string[] = [];
+  /** True once no session capsule took the history load: nothing is appended either. */
+  noSessionCapsule: bool = false;
+  /** True once a history problem was logged (one warning per turn). */
+  historyWarned: bool = false;
+
+  /** Logs `message` as a warning, once per turn. */
+  warnHistory(message: string): void {
+    if (this.historyWarned) return;
+    this.historyWarned = true;
+    log.warn(message);
+  }
 
   /** `"session":…,"request_id":…[,"workspace_id":…]` for every payload of the turn. */
   ids(): string {
@@ -189,17 +193,14 @@ class Turn {
     if (sub === null) return false;
     while (true) {
       const next = sub.poll();
-      if (next.isErr) return this.cancelledInKv();
+      if (next.isErr) return false;
       const msg = next.unwrap();
-      if (msg === null) return this.cancelledInKv();
+      if (msg === null) return false;
       const p = new ObjectScan(msg.jsonText);
       const session = p.str("session");
       const rid = p.str("request_id");
+      // Another turn's cancel: that turn has its own copy (every subscription has its own queue).
       if ((session !== null && session != this.session) || (rid !== null && rid != this.requestId)) {
-        // Another turn's cancel (the queue is shared): leave it for that turn.
-        if (session !== null) {
-          kv.setText(cancelKey(session!, rid), (<i64>now()).toString());
-        }
         continue;
       }
       this.cancelled = true;
@@ -207,53 +208,109 @@ class Turn {
     }
     return this.cancelled;
   }
+}
 
-  /** A cancel another turn took from the shared queue and left in KV for this one. */
-  cancelledInKv(): bool {
-    const t = now();
-    if (t - this.lastKvCheck < 200) return false;
-    this.lastKvCheck = t;
-    const keys = [cancelKey(this.session, this.requestId), cancelKey(this.session, null)];
-    for (let i = 0; i < keys.length; i++) {
-      const v = kv.getText(keys[i]);
-      if (v.isErr) continue;
-      if (<f64>I64.parseInt(v.unwrap()) >= this.startedAt) {
-        this.cancelled = true;
-        return true;
-      }
+// ---------------------------------------------------------------------------------------------
+// The history lives in the session capsule (docs/capsules/session.md). Its handler runs inside
+// the publish, so its answer is already queued when `ipc.publish` returns; the wait is a bound.
+
+/** The answer on `session.v1.response.<verb>` to this turn's request, or null. */
+function sessionAnswer(
+  turn: Turn,
+  s: ipc.Subscription,
+  sent: ipc.Published,
+  waitMs: i32,
+): string | null {
+  if (sent.reply !== null) return sent.reply!.jsonText; // answered Final by an interceptor
+  // What is queued first (no wait), then up to `waitMs` for more.
+  while (true) {
+    const queued = s.poll();
+    if (queued.isErr) return null;
+    const msg = queued.unwrap();
+    if (msg === null) break;
+    if (routeId(msg!) == turn.requestId) return msg!.jsonText;
+  }
+  const deadline = now() + <f64>waitMs;
+  while (true) {
+    const left = deadline - now();
+    if (left < 1) return null;
+    const next = s.recv(<u32>(left < 200 ? left : 200));
+    if (next.isErr) {
+      if (next.error!.code == "TIMEOUT") continue;
+      return null;
     }
-    return false;
+    const msg = next.unwrap();
+    if (routeId(msg) == turn.requestId) return msg.jsonText;
   }
+  return null;
 }
 
-function cancelKey(session: string, requestId: string | null): string {
-  return "cancel/" + session + "|" + (requestId !== null ? requestId! : "*");
+/** Why a session answer is not `ok`, or null when it is. */
+function sessionError(answer: string): string | null {
+  const a = new ObjectScan(answer);
+  if (a.bool("ok")) return null;
+  const e = new ObjectScan(rawOr(a, "error", "{}"));
+  return str(e, "kind", "error") + ": " + str(e, "message", "no message");
 }
 
-const HISTORY_PREFIX = "history/";
-
-function historyKey(session: string): string {
-  return HISTORY_PREFIX + (session.length > 0 ? session : "_");
-}
-
-function loadHistory(session: string): string[] {
-  const text = kv.getText(historyKey(session));
-  if (text.isErr) return [];
-  return arrayItems(text.unwrap());
-}
-
-function saveHistory(session: string, history: string[], added: string[], limit: i32): void {
-  const all = history.concat(added);
-  let start = all.length > limit ? all.length - limit : 0;
-  // Never begin a kept history in the middle of a tool exchange: start at a user message.
-  while (start > 0 && start < all.length) {
-    const role = new ObjectScan(all[start]).str("role");
-    if (role !== null && role == "user") break;
-    start++;
+/** The session's history from the session capsule; none (warned once) when it cannot be had. */
+function loadHistory(turn: Turn): string[] {
+  const sub = ipc.subscribe("session.v1.response.load", true);
+  if (sub.isErr) {
+    turn.warnHistory("cannot subscribe to session.v1.response.load: " + sub.error!.toString() +
+      "; this turn runs without history");
+    return [];
   }
-  const kept = all.slice(start);
-  const saved = kv.setText(historyKey(session), joinArray(kept));
-  if (saved.isErr) log.warn("cannot save the history: " + saved.error!.toString());
+  const s = sub.unwrap();
+  const body = "{" + turn.ids() + ',"limit":' + configInt("HISTORY_LIMIT", 200).toString() + "}";
+  const sent = ipc.publish("session.v1.request.load", body, turn.options(turn.requestId));
+  let answer: string | null = null;
+  if (sent.isErr) {
+    turn.warnHistory("cannot ask the session capsule for the history: " + sent.error!.toString() +
+      "; this turn runs without history");
+  } else if (sent.unwrap().reachedNobody) {
+    turn.noSessionCapsule = true;
+    turn.warnHistory("no session capsule handles session.v1.request.load: this turn runs " +
+      "without history and is not saved (install the session capsule)");
+  } else {
+    const wait = configInt("SESSION_TIMEOUT_MS", 2000);
+    answer = sessionAnswer(turn, s, sent.unwrap(), wait);
+    if (answer === null) {
+      turn.warnHistory("the session capsule did not answer within " + wait.toString() +
+        " ms: this turn runs without history");
+    }
+  }
+  s.close();
+  if (answer === null) return [];
+  const problem = sessionError(answer!);
+  if (problem !== null) {
+    turn.warnHistory("the session capsule could not load the history (" + problem! +
+      "): this turn runs without history");
+    return [];
+  }
+  const result = new ObjectScan(rawOr(new ObjectScan(answer!), "result", "{}"));
+  return arrayItems(rawOr(result, "messages", "[]"));
+}
+
+/** Appends this turn's messages to the session (the capsule keeps at most `limit`). */
+function saveHistory(turn: Turn, limit: i32): void {
+  if (turn.noSessionCapsule) return; // warned when loading
+  const sub = ipc.subscribe("session.v1.response.append", true);
+  const body = "{" + turn.ids() + ',"messages":' + joinArray(turn.added) + ',"limit":' +
+    limit.toString() + "}";
+  const sent = ipc.publish("session.v1.request.append", body, turn.options(turn.requestId));
+  if (sent.isErr) {
+    turn.warnHistory("cannot save the turn in its session: " + sent.error!.toString());
+  } else if (sent.unwrap().reachedNobody) {
+    turn.warnHistory("no session capsule handles session.v1.request.append: the turn is not saved");
+  } else if (sub.ok) {
+    const answer = sessionAnswer(turn, sub.unwrap(), sent.unwrap(), 0);
+    if (answer !== null) {
+      const problem = sessionError(answer!);
+      if (problem !== null) turn.warnHistory("the session capsule did not save the turn: " + problem!);
+    }
+  }
+  if (sub.ok) sub.unwrap().close();
 }
 
 /** Asks the prompt builder; falls back to no system prompt, no tools, history + the turn. */
@@ -345,6 +402,14 @@ function callModel(
     const e = sent.error!;
     if (e.code == "DENIED") return new Failure("budget_exhausted", "The model call was refused: " + e.message);
     return new Failure("internal", "Cannot call the model: " + e.toString());
+  }
+  if (sent.unwrap().reachedNobody) {
+    // No subscriber and no capsule handler took the request: nothing will ever stream an answer.
+    return new Failure(
+      "provider",
+      'No provider answered on route "' + turn.provider + '": nothing handles ' + topic +
+        " (is a provider capsule installed for it?)",
+    );
   }
   let text = "";
   let heard = false;
@@ -577,7 +642,7 @@ function respond(turn: Turn, stopReason: string, failure: Failure | null): void 
 }
 
 function runTurn(turn: Turn): void {
-  const history = loadHistory(turn.session);
+  const history = loadHistory(turn);
   const userMessage = '{"role":"user","content":' + quote(turn.text) + "}";
   turn.added.push(userMessage);
   const a = assemble(turn, history, userMessage);
@@ -622,11 +687,12 @@ function runTurn(turn: Turn): void {
       "The turn reached its limit of " + maxSteps.toString() + " model calls without a final answer",
     );
   }
-  respond(turn, stopReason, failure);
-  // A failed or cancelled turn is not continued: only answered turns join the history.
+  // A failed or cancelled turn is not continued: only answered turns join the history. It is
+  // saved before the answer goes out, so a frontend's next prompt always finds it.
   if (failure === null || failure.kind == "max_steps") {
-    saveHistory(turn.session, history, turn.added, configInt("HISTORY_LIMIT", 200));
+    saveHistory(turn, configInt("HISTORY_LIMIT", 200));
   }
+  respond(turn, stopReason, failure);
 }
 
 /** `user.v1.prompt`: runs the turn, then lets the prompt go on to other subscribers. */
@@ -644,12 +710,9 @@ function onPrompt(inv: Invocation): Intercept {
   turn.provider = env.getOr("PROVIDER", "anthropic");
   if (turn.provider.length == 0) turn.provider = "anthropic";
   turn.model = env.getOr("MODEL", "");
-  turn.startedAt = now();
   const cancel = ipc.subscribe("agent.v1.cancel", true);
   if (cancel.ok) turn.cancel = cancel.unwrap();
   runTurn(turn);
   if (turn.cancel !== null) turn.cancel!.close();
-  clearMail(turn.requestId);
-  kv.remove(cancelKey(turn.session, turn.requestId));
   return Intercept.next();
 }
