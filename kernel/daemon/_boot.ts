@@ -73,6 +73,13 @@ const DEFAULT_MAX_CONNECTIONS = 1_024;
 const STORM_CHECK_MS = 5_000;
 const KERNEL_SOURCE = { kind: "kernel", name: "daemon" } as const;
 
+/**
+ * Model-call routes that only republish to other routes (the first-party `router` capsule,
+ * `docs/capsules/router.md`): the budget guard does not meter them, since each attempt they
+ * republish on a provider route is metered as its own reservation (DESIGN §6.3).
+ */
+export const ROUTER_ROUTES: readonly string[] = Object.freeze(["router"]);
+
 /** Boots a daemon; see the module doc. */
 export async function boot(options: DaemonOptions): Promise<Daemon> {
   const clock: Clock = options.clock ?? systemClock;
@@ -153,6 +160,7 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
           config,
           timers,
           logger: daemonLog,
+          routers: ROUTER_ROUTES,
         });
         undo.push({ what: "llm_budget", fn: () => llm.close() });
         bus.listen(SHUTDOWN_TOPIC, () => llm.close(), { name: "llm_budget_shutdown" });
