@@ -11,7 +11,7 @@ import { modelFor, plan, ROUTE, Settings } from "./plan";
 const CAPSULE = "router";
 const STREAM = "llm.v1.stream.router";
 /** How long to wait for a stream when nothing at all received the attempt's publish, ms. */
-const NO_HANDLER_WAIT_MS: i64 = 1000;
+const NO_HANDLER_WAIT_MS: i64 = 50;
 
 // ---------------------------------------------------------------------------------------------
 // Attempts.
@@ -169,7 +169,9 @@ function attempt(
   // Provider handlers run inside the publish, so their stream is already queued; nothing
   // queued and no recipient at all means no provider serves the route.
   let wait = s.attemptTimeoutMs;
-  const nobody = published.outcome == "delivered" && published.recipients == 0;
+  // `reachedNobody`: no subscriber and no capsule handler took it — decided at once, but a
+  // short wait still lets a stream published from elsewhere arrive.
+  const nobody = published.reachedNobody;
   if (nobody && wait > NO_HANDLER_WAIT_MS) wait = NO_HANDLER_WAIT_MS;
   let heard = false;
   let output = false;
