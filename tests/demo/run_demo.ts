@@ -136,8 +136,6 @@ async function chooseRoute(): Promise<{ route: Route; fake?: FakeServer }> {
         vars: {
           anthropic_api_key: anthropicKey,
           anthropic_model: model,
-          provider: "anthropic",
-          model,
         },
         banner: "ANTHROPIC_API_KEY is set: the demo talks to the real Anthropic API " +
           "(provider-anthropic).",
@@ -165,8 +163,6 @@ async function chooseRoute(): Promise<{ route: Route; fake?: FakeServer }> {
           openai_api_key: Deno.env.get("OPENAI_API_KEY") || "none",
           openai_base_url: baseUrl,
           openai_model: model,
-          provider: "openai",
-          model,
         },
         banner: `OPENAI_BASE_URL is set: the demo talks to the model at ${baseUrl} ` +
           "(provider-openai-compat).",
@@ -183,8 +179,6 @@ async function chooseRoute(): Promise<{ route: Route; fake?: FakeServer }> {
         openai_api_key: "sk-demo-fake",
         openai_base_url: fake.baseUrl,
         openai_model: "fake-model",
-        provider: "openai",
-        model: "fake-model",
       },
       banner: "No ANTHROPIC_API_KEY or OPENAI_BASE_URL is set: the demo starts the repository's " +
         `scripted OpenAI-compatible server (tests/fakes, script "demo") at ${fake.baseUrl}. ` +
@@ -373,8 +367,7 @@ async function main(args: string[]): Promise<number> {
       onError: (m) => line(`error: ${m}`),
     });
     line(
-      `scripted approver attached to session ${session} (Allow session for the provider's ` +
-        "network request, Allow once for writes and commands)",
+      `scripted approver attached to session ${session} (Allow once for writes and commands)`,
     );
 
     const turn = await runTurn(session, { cwd: wsReal, home });

@@ -1,8 +1,8 @@
 /**
  * The demo's scripted approver: an interactive client attached to the demo's session that answers
  * every approval the turn raises, the way a person at `astrid chat` would — Allow Session for a
- * network request (the provider's own HTTP call, so it is asked once), Allow Once for anything else
- * (the write, the command). Each request and its answer is reported through `onApproval`.
+ * network request (a tool's fetch; a provider's own model call is not asked), Allow Once for
+ * anything else (the write, the command). Each request and its answer is reported through `onApproval`.
  *
  * @module
  */
