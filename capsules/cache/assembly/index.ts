@@ -1,0 +1,665 @@
+/**
+ * cache: answers a repeated model call from a per-principal cache of provider streams
+ * (`docs/capsules/cache.md`). An interceptor at priority 50 on `llm.v1.request.generate.*`, so it
+ * runs before the kernel's budget guard (90) and the providers (100):
+ *
+ * - hit: the recorded stream is published on `llm.v1.stream.<route>` under the new request's
+ *   `request_id`, then the publish is answered Final (no reservation, no provider, no cost);
+ * - miss: the request is republished once on the same topic with `"cache": "fill"` while a
+ *   subscription to `llm.v1.stream.<route>` records the provider's answer (the nested publish
+ *   reaches this capsule again, which lets a marked request through at once); a complete,
+ *   error-free stream is stored, and the original publish is answered Final;
+ * - a request that already carries `cache` (ours or anyone's) passes through untouched.
+ */
+import { env, Intercept, Invocation, ipc, kv, log, random, time } from "@astrid/sdk";
+import { items, Obj, parseIntText, quote, skipSpace, unquote } from "@astrid/sdk/llm/json";
+
+const GENERATE_PREFIX = "llm.v1.request.generate.";
+const STREAM_PREFIX = "llm.v1.stream.";
+const LAGGED_TOPIC = "astrid.v1.event_bus.lagged";
+/** The payload field that marks a request the cache must let through. */
+const MARKER = "cache";
+/** Our own marker value: a miss being filled. */
+const FILL = "fill";
+const ENTRY_PREFIX = "e/";
+const COUNTER_PREFIX = "c/";
+const FORMAT: i64 = 1;
+const HANDLER = ".generate";
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+class Settings {
+  enabled: bool = true;
+  ttlMs: i64 = 3600 * 1000;
+  maxEntryBytes: i64 = 1048576;
+  fillWaitMs: i64 = 1000;
+
+  static read(): Settings {
+    const s = new Settings();
+    const on = env.getOr("ENABLED", "true").trim().toLowerCase();
+    s.enabled = !(on == "false" || on == "0" || on == "no" || on == "off");
+    s.ttlMs = positive("TTL_SECONDS", 3600) * 1000;
+    s.maxEntryBytes = positive("MAX_ENTRY_BYTES", 1048576);
+    s.fillWaitMs = positive("FILL_WAIT_MS", 1000);
+    return s;
+  }
+}
+
+/** A whole positive number from `[env]`; anything else gives `fallback`. */
+function positive(name: string, fallback: i64): i64 {
+  const raw = env.getOr(name, "").trim();
+  if (raw.length == 0 || raw.length > 15) return fallback;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c < 48 || c > 57) return fallback;
+  }
+  const v = parseIntText(raw, fallback);
+  return v > 0 ? v : fallback;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters
+
+/**
+ * The principal's counters. Each invocation writes its own delta under a fresh key
+ * (`c/<ms>-<random>`), never read-modify-write, so concurrent calls lose no count; the sum of
+ * every `c/` key is the total. {@link compact} folds them into one key now and then, claiming
+ * each delta with `kv.remove` (true for one caller only), so no delta is counted twice.
+ */
+class Stats {
+  hits: i64 = 0;
+  misses: i64 = 0;
+  stores: i64 = 0;
+  expired: i64 = 0;
+  skipped: i64 = 0;
+
+  add(text: string): void {
+    const o = new Obj(text);
+    this.hits += o.int("hits", 0);
+    this.misses += o.int("misses", 0);
+    this.stores += o.int("stores", 0);
+    this.expired += o.int("expired", 0);
+    this.skipped += o.int("skipped", 0);
+  }
+
+  get empty(): bool {
+    return this.hits == 0 && this.misses == 0 && this.stores == 0 && this.expired == 0 &&
+      this.skipped == 0;
+  }
+
+  /** The sum of every stored delta. */
+  static load(): Stats {
+    const s = new Stats();
+    const keys = kv.listKeys(COUNTER_PREFIX);
+    if (keys.isErr) return s;
+    const list = keys.unwrap();
+    for (let i = 0; i < list.length; i++) {
+      const got = kv.getText(list[i]);
+      if (got.ok) s.add(got.unwrap());
+    }
+    return s;
+  }
+
+  fields(): string {
+    return '"hits":' + this.hits.toString() + ',"misses":' + this.misses.toString() +
+      ',"stores":' + this.stores.toString() + ',"expired":' + this.expired.toString() +
+      ',"skipped":' + this.skipped.toString();
+  }
+}
+
+function counterKey(): string {
+  return COUNTER_PREFIX + time.nowMs().toString().padStart(15, "0") + "-" +
+    random.nextU64().toString(16).padStart(16, "0");
+}
+
+/** Records `delta` under a key of its own; folds the deltas together about one call in 32. */
+function bump(delta: Stats): void {
+  if (delta.empty) return;
+  const r = kv.setText(counterKey(), "{" + delta.fields() + "}");
+  if (r.isErr) log.warn("Cannot update the cache counters: " + r.error!.toString());
+  if (random.below(32) == 0) compact();
+}
+
+/** Folds the counter deltas into one key: each is claimed by removing it, then summed. */
+function compact(): void {
+  const keys = kv.listKeys(COUNTER_PREFIX);
+  if (keys.isErr) return;
+  const list = keys.unwrap();
+  if (list.length < 2) return;
+  const sum = new Stats();
+  for (let i = 0; i < list.length; i++) {
+    const got = kv.getText(list[i]);
+    if (got.isErr) continue;
+    const gone = kv.remove(list[i]);
+    if (gone.ok && gone.unwrap()) sum.add(got.unwrap());
+  }
+  if (sum.empty) return;
+  const r = kv.setText(counterKey(), "{" + sum.fields() + "}");
+  if (r.isErr) log.warn("Cannot fold the cache counters: " + r.error!.toString());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The key: SHA-256 of the normalised request
+
+const K: StaticArray<u32> = [
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+/** SHA-256 (FIPS 180-4) of `text`'s UTF-8 bytes, as 64 lowercase hex digits. */
+function sha256Hex(text: string): string {
+  const data = Uint8Array.wrap(String.UTF8.encode(text));
+  const len = data.length;
+  const padded = ((len + 9 + 63) >> 6) << 6;
+  const buf = new Uint8Array(padded);
+  for (let i = 0; i < len; i++) buf[i] = data[i];
+  buf[len] = 0x80;
+  const bits: u64 = <u64>len * 8;
+  for (let i = 0; i < 8; i++) buf[padded - 1 - i] = <u8>(bits >> (<u64>(8 * i)));
+  const hs = new StaticArray<u32>(8);
+  hs[0] = 0x6a09e667;
+  hs[1] = 0xbb67ae85;
+  hs[2] = 0x3c6ef372;
+  hs[3] = 0xa54ff53a;
+  hs[4] = 0x510e527f;
+  hs[5] = 0x9b05688c;
+  hs[6] = 0x1f83d9ab;
+  hs[7] = 0x5be0cd19;
+  const w = new StaticArray<u32>(64);
+  for (let off = 0; off < padded; off += 64) {
+    for (let t = 0; t < 16; t++) {
+      const j = off + t * 4;
+      w[t] = (<u32>buf[j] << 24) | (<u32>buf[j + 1] << 16) | (<u32>buf[j + 2] << 8) |
+        <u32>buf[j + 3];
+    }
+    for (let t = 16; t < 64; t++) {
+      const x = w[t - 15];
+      const y = w[t - 2];
+      const s0 = rotr<u32>(x, 7) ^ rotr<u32>(x, 18) ^ (x >>> 3);
+      const s1 = rotr<u32>(y, 17) ^ rotr<u32>(y, 19) ^ (y >>> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    let a = hs[0];
+    let b = hs[1];
+    let c = hs[2];
+    let d = hs[3];
+    let e = hs[4];
+    let f = hs[5];
+    let g = hs[6];
+    let h = hs[7];
+    for (let t = 0; t < 64; t++) {
+      const S1 = rotr<u32>(e, 6) ^ rotr<u32>(e, 11) ^ rotr<u32>(e, 25);
+      const ch = (e & f) ^ (~e & g);
+      const t1 = h + S1 + ch + K[t] + w[t];
+      const S0 = rotr<u32>(a, 2) ^ rotr<u32>(a, 13) ^ rotr<u32>(a, 22);
+      const maj = (a & b) ^ (a & c) ^ (b & c);
+      const t2 = S0 + maj;
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    hs[0] += a;
+    hs[1] += b;
+    hs[2] += c;
+    hs[3] += d;
+    hs[4] += e;
+    hs[5] += f;
+    hs[6] += g;
+    hs[7] += h;
+  }
+  let out = "";
+  for (let i = 0; i < 8; i++) out += hs[i].toString(16).padStart(8, "0");
+  return out;
+}
+
+function byText(a: string, b: string): i32 {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The normal form of a JSON value: no whitespace, object keys sorted (a repeated key keeps its
+ * first value, as the providers read it), strings re-quoted in one escape style; numbers and
+ * literals as written.
+ */
+function canon(raw: string): string {
+  const i = skipSpace(raw, 0);
+  if (i >= raw.length) return raw;
+  const c = raw.charCodeAt(i);
+  if (c == 123) {
+    const o = new Obj(raw);
+    if (!o.ok) return raw.trim();
+    const keys = o.keys.slice(0);
+    keys.sort(byText);
+    let out = "{";
+    for (let k = 0; k < keys.length; k++) {
+      if (k > 0 && keys[k] == keys[k - 1]) continue;
+      out += (out.length > 1 ? "," : "") + quote(keys[k]) + ":" + canon(o.raw(keys[k])!);
+    }
+    return out + "}";
+  }
+  if (c == 91) {
+    const list = items(raw);
+    let out = "[";
+    for (let k = 0; k < list.length; k++) out += (k > 0 ? "," : "") + canon(list[k]);
+    return out + "]";
+  }
+  if (c == 34) return quote(unquote(raw.trim()));
+  return raw.trim();
+}
+
+/** Whether a top-level field stays out of the key (it names the call, not the question). */
+function excluded(key: string): bool {
+  return key == "request_id" || key == "session" || key == "workspace_id" || key == MARKER;
+}
+
+/** The text hashed for a request: the route, then the normalised payload without its ids. */
+function keyText(route: string, p: Obj): string {
+  const keys = p.keys.slice(0);
+  keys.sort(byText);
+  let out = "{";
+  for (let k = 0; k < keys.length; k++) {
+    if (excluded(keys[k]) || (k > 0 && keys[k] == keys[k - 1])) continue;
+    out += (out.length > 1 ? "," : "") + quote(keys[k]) + ":" + canon(p.raw(keys[k])!);
+  }
+  return route + "\n" + out + "}";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+/** The object `raw` without its `request_id`, `session` and `workspace_id` members. */
+function withoutIds(raw: string): string {
+  const o = new Obj(raw);
+  if (!o.ok) return "{}";
+  let out = "{";
+  for (let k = 0; k < o.keys.length; k++) {
+    const key = o.keys[k];
+    if (key == "request_id" || key == "session" || key == "workspace_id") continue;
+    out += (out.length > 1 ? "," : "") + quote(key) + ":" + o.values[k];
+  }
+  return out + "}";
+}
+
+/** The members of object text `raw` without its braces ("" for `{}`). */
+function inner(raw: string): string {
+  const t = raw.trim();
+  if (t.length < 2) return "";
+  return t.substring(1, t.length - 1).trim();
+}
+
+/** What a replayed `final` says: the recorded one, marked cached, with a zero-cost usage. */
+function cachedFinal(raw: string, storedAt: i64, fallbackModel: string): string {
+  const o = new Obj(raw);
+  let out = "{";
+  for (let k = 0; k < o.keys.length; k++) {
+    const key = o.keys[k];
+    if (key == "usage" || key == "cached" || key == "cached_at") continue;
+    out += (out.length > 1 ? "," : "") + quote(key) + ":" + o.values[k];
+  }
+  const u = o.obj("usage");
+  let model = u.str("model");
+  if (model === null) model = o.str("model");
+  if (model === null) model = fallbackModel;
+  const usage = '{"input_tokens":0,"output_tokens":0,"cost_usd":0,"model":' + quote(model!) +
+    ',"cached_input_tokens":' + u.int("input_tokens", 0).toString() +
+    ',"cached_output_tokens":' + u.int("output_tokens", 0).toString() + "}";
+  return out + (out.length > 1 ? "," : "") + '"usage":' + usage + ',"cached":true,"cached_at":' +
+    storedAt.toString() + "}";
+}
+
+/** The ids every stream message of a call carries, as members: `"session":…,"request_id":…`. */
+function idsOf(requestId: string, session: string | null, workspaceId: string | null): string {
+  let out = '"request_id":' + quote(requestId);
+  if (session !== null) out = '"session":' + quote(session) + "," + out;
+  if (workspaceId !== null) out += ',"workspace_id":' + quote(workspaceId);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interceptor replies
+
+@json
+class Answer {
+  /** `"hit"` or `"miss"`. */
+  cache: string = "";
+  /** The call's id. */
+  request_id: string = "";
+  /** For a miss: whether the answer was stored. */
+  stored: bool = false;
+}
+
+function answer(kind: string, requestId: string, stored: bool): Intercept {
+  const a = new Answer();
+  a.cache = kind;
+  a.request_id = requestId;
+  a.stored = stored;
+  return Intercept.final<Answer>(a);
+}
+
+/** `Publish on "t" was denied by "x": reason` → [x, reason] (x empty when not in that form). */
+function deniedBy(message: string): string[] {
+  const head = 'was denied by "';
+  const at = message.indexOf(head);
+  if (at < 0) return ["", message];
+  const from = at + head.length;
+  const end = message.indexOf('": ', from);
+  if (end < 0) return ["", message];
+  return [message.substring(from, end), message.substring(end + 3)];
+}
+
+/** Whether interceptor name `by` is this capsule's generate handler (any scope). */
+function isSelf(by: string): bool {
+  if (!by.endsWith(HANDLER)) return false;
+  const key = by.substring(0, by.length - HANDLER.length);
+  return key == "cache" || key.startsWith("cache@") || key.startsWith("cache#");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model-call interceptor
+
+/** `llm.v1.request.generate.*`: hit → replay and Final; miss → fill, store, Final. */
+@interceptor("llm.v1.request.generate.*", 50)
+function generateImpl(inv: Invocation): Intercept {
+  const p = new Obj(inv.payloadJson);
+  if (!p.ok) return Intercept.next(); // not ours to judge: the budget refuses it
+  if (p.raw(MARKER) !== null) return Intercept.next(); // a fill (ours) or a caller's bypass
+  const cfg = Settings.read();
+  if (!cfg.enabled) return Intercept.next();
+  if (!inv.topic.startsWith(GENERATE_PREFIX)) return Intercept.next();
+  const route = inv.topic.substring(GENERATE_PREFIX.length);
+  let requestId = p.str("request_id");
+  if (requestId === null) requestId = inv.requestId;
+  if (requestId === null || requestId!.length == 0) return Intercept.next();
+  const rid = requestId!;
+  let session = p.str("session");
+  if (session === null) session = inv.session;
+  let workspaceId = p.str("workspace_id");
+  if (workspaceId === null) workspaceId = inv.workspaceId;
+
+  const hash = sha256Hex(keyText(route, p));
+  const key = ENTRY_PREFIX + hash;
+  const delta = new Stats();
+  const found = kv.getText(key);
+  if (found.ok) {
+    const entry = new Obj(found.unwrap());
+    const storedAt = entry.int("stored_at", -1);
+    const events = items(entry.raw("events"));
+    const now = <i64>time.nowMs();
+    if (!entry.ok || entry.int("v", 0) != FORMAT || storedAt < 0 || events.length == 0) {
+      kv.remove(key);
+    } else if (now - storedAt >= cfg.ttlMs) {
+      kv.remove(key);
+      delta.expired++;
+      log.debug("expired " + route + " " + hash.substring(0, 12) + " (" +
+        ((now - storedAt) / 1000).toString() + " s old)");
+    } else {
+      if (replay(route, events, storedAt, idsOf(rid, session, workspaceId), p, rid, hash)) {
+        delta.hits++;
+        bump(delta);
+        log.info("hit " + route + " " + hash.substring(0, 12) + " for " + rid + " (" +
+          events.length.toString() + " messages, " + ((now - storedAt) / 1000).toString() +
+          " s old)");
+        return answer("hit", rid, false);
+      }
+    }
+  }
+  return fill(inv, p, route, rid, key, hash, cfg, delta);
+}
+
+/**
+ * Publishes a stored stream under the new call's ids (the last message as a cached `final`).
+ * False when not even the first message could be published (the call is then filled instead).
+ */
+function replay(
+  route: string,
+  events: string[],
+  storedAt: i64,
+  ids: string,
+  p: Obj,
+  rid: string,
+  hash: string,
+): bool {
+  const topic = STREAM_PREFIX + route;
+  const model = p.strOr("model", "");
+  for (let i = 0; i < events.length; i++) {
+    const last = i == events.length - 1;
+    let body = events[i];
+    if (last && new Obj(body).strOr("type", "") == "final") {
+      body = cachedFinal(body, storedAt, model);
+    }
+    const members = inner(body);
+    const o = new ipc.PublishOptions();
+    o.requestId = rid;
+    o.endOfStream = last;
+    const sent = ipc.publish(topic, "{" + ids + (members.length > 0 ? "," + members : "") + "}",
+      o);
+    if (sent.isErr) {
+      log.error("Cannot replay cached answer " + hash.substring(0, 12) + " for " + rid +
+        " (message " + (i + 1).toString() + " of " + events.length.toString() + "): " +
+        sent.error!.toString());
+      // Half-way nothing better can be done: the reader times out as it would on a provider.
+      if (i == 0) return false;
+      break;
+    }
+  }
+  return true;
+}
+
+/** A miss: republish marked, record the provider's stream, store it when whole. */
+function fill(
+  inv: Invocation,
+  p: Obj,
+  route: string,
+  rid: string,
+  key: string,
+  hash: string,
+  cfg: Settings,
+  delta: Stats,
+): Intercept {
+  const short = hash.substring(0, 12);
+  const subscribed = ipc.subscribe(STREAM_PREFIX + route, true);
+  if (subscribed.isErr) {
+    log.warn("miss " + route + " " + short + " for " + rid + " not cached: " +
+      subscribed.error!.toString());
+    delta.misses++;
+    delta.skipped++;
+    bump(delta);
+    return Intercept.next();
+  }
+  const sub = subscribed.unwrap();
+  const members = inner(inv.payloadJson);
+  const marked = '{"' + MARKER + '":"' + FILL + '"' + (members.length > 0 ? "," + members : "") +
+    "}";
+  const o = new ipc.PublishOptions();
+  o.requestId = inv.requestId !== null ? inv.requestId : rid;
+  o.replyTo = inv.replyTo;
+  const sent = ipc.publish(inv.topic, marked, o);
+  if (sent.isErr) {
+    sub.close();
+    const e = sent.error!;
+    if (e.code == "DENIED") {
+      const parts = deniedBy(e.message);
+      if (!isSelf(parts[0])) {
+        // The budget (or another guard) refused the call: the caller sees the same refusal.
+        log.info("miss " + route + " " + short + " for " + rid + " denied: " + parts[1]);
+        delta.misses++;
+        delta.skipped++;
+        bump(delta);
+        return Intercept.deny(parts[1]);
+      }
+    }
+    // Our own second instance could not run (pool busy): let the call through uncached.
+    log.warn("miss " + route + " " + short + " for " + rid + " passed through uncached: " +
+      e.toString());
+    delta.misses++;
+    delta.skipped++;
+    bump(delta);
+    return Intercept.next();
+  }
+
+  // The providers answer inside the publish, so their stream is queued by now; a provider that
+  // streams later gets FILL_WAIT_MS between messages. Nothing but this capsule's own second run
+  // handled the republish, and nobody subscribed to it: no provider serves the route, no wait.
+  const published = sent.unwrap();
+  const events: string[] = [];
+  let bytes: i64 = 0;
+  let state = "incomplete"; // complete | error | too_big | lagged | incomplete | no_provider
+  if (published.outcome == "delivered" && published.recipients == 0 && published.handlers <= 1) {
+    state = "no_provider";
+  }
+  let deadline = <i64>time.nowMs() + cfg.fillWaitMs;
+  while (state == "incomplete") {
+    let msg: ipc.Message | null = null;
+    const polled = sub.poll();
+    if (polled.isErr) break;
+    msg = polled.unwrap();
+    if (msg === null) {
+      const left = deadline - <i64>time.nowMs();
+      if (left <= 0) break;
+      const got = sub.recv(<u32>left);
+      if (got.isErr) break;
+      msg = got.unwrap();
+    }
+    const m = msg!;
+    if (m.topic == LAGGED_TOPIC) {
+      state = "lagged";
+      break;
+    }
+    const body = new Obj(m.jsonText);
+    let id = body.str("request_id");
+    if (id === null) id = m.requestId;
+    if (id === null || id! != rid) continue;
+    deadline = <i64>time.nowMs() + cfg.fillWaitMs;
+    const type = body.strOr("type", "");
+    if (type == "error") {
+      state = "error";
+      break;
+    }
+    const stored = withoutIds(m.jsonText);
+    bytes += <i64>String.UTF8.byteLength(stored);
+    if (bytes > cfg.maxEntryBytes) {
+      state = "too_big";
+      break;
+    }
+    events.push(stored);
+    if (type == "final") {
+      state = "complete";
+      break;
+    }
+    if (m.endOfStream) break;
+  }
+  sub.close();
+
+  delta.misses++;
+  let stored = false;
+  if (state == "complete") {
+    let entry = '{"v":' + FORMAT.toString() + ',"stored_at":' + time.nowMs().toString() +
+      ',"route":' + quote(route) + ',"model":' + quote(p.strOr("model", "")) + ',"events":[';
+    for (let i = 0; i < events.length; i++) entry += (i > 0 ? "," : "") + events[i];
+    entry += "]}";
+    const w = kv.setText(key, entry);
+    if (w.isErr) {
+      log.warn("miss " + route + " " + short + " for " + rid + " not stored: " +
+        w.error!.toString());
+      delta.skipped++;
+    } else {
+      stored = true;
+      delta.stores++;
+    }
+  } else {
+    delta.skipped++;
+  }
+  bump(delta);
+  log.info("miss " + route + " " + short + " for " + rid + ": " +
+    (stored ? "stored " + events.length.toString() + " messages" : "not stored (" + state + ")"));
+  return answer("miss", rid, stored);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats and clear
+
+function replyOn(topic: string, inv: Invocation, members: string): void {
+  const p = new Obj(inv.payloadJson);
+  let rid = p.str("request_id");
+  if (rid === null) rid = inv.requestId;
+  if (rid === null) rid = inv.id;
+  const o = new ipc.PublishOptions();
+  o.requestId = rid;
+  let head = '{"request_id":' + quote(rid!);
+  const session = p.str("session");
+  if (session !== null) head += ',"session":' + quote(session);
+  const r = ipc.publish(topic, head + "," + members + "}", o);
+  if (r.isErr) log.warn("Cannot answer on " + topic + ": " + r.error!.toString());
+}
+
+/** `cache.v1.request.stats` → `cache.v1.response.stats`: the principal's counters. */
+@interceptor("cache.v1.request.stats")
+function statsImpl(inv: Invocation): Intercept {
+  const cfg = Settings.read();
+  compact();
+  const s = Stats.load();
+  let members = s.fields();
+  const keys = kv.listKeys(ENTRY_PREFIX);
+  if (keys.ok) members += ',"entries":' + keys.unwrap().length.toString();
+  members += ',"enabled":' + (cfg.enabled ? "true" : "false") + ',"ttl_seconds":' +
+    (cfg.ttlMs / 1000).toString() + ',"max_entry_bytes":' + cfg.maxEntryBytes.toString();
+  replyOn("cache.v1.response.stats", inv, members);
+  return Intercept.next();
+}
+
+/**
+ * `cache.v1.request.clear` → `cache.v1.response.clear`: removes the principal's entries (only the
+ * expired ones with `"expired": true`; the counters too with `"reset_stats": true`).
+ */
+@interceptor("cache.v1.request.clear")
+function clearImpl(inv: Invocation): Intercept {
+  const p = new Obj(inv.payloadJson);
+  let cleared: i64 = 0;
+  if (p.raw("expired") == "true") {
+    const listed = kv.listKeys(ENTRY_PREFIX);
+    if (listed.isErr) {
+      replyOn("cache.v1.response.clear", inv, '"error":{"kind":"internal","message":' +
+        quote("Cannot list the cache: " + listed.error!.toString()) + "}");
+      return Intercept.next();
+    }
+    const keys = listed.unwrap();
+    const ttlMs = Settings.read().ttlMs;
+    const now = <i64>time.nowMs();
+    for (let i = 0; i < keys.length; i++) {
+      const got = kv.getText(keys[i]);
+      if (got.isErr) continue;
+      const storedAt = new Obj(got.unwrap()).int("stored_at", -1);
+      if (storedAt >= 0 && now - storedAt < ttlMs) continue;
+      const gone = kv.remove(keys[i]);
+      if (gone.ok && gone.unwrap()) cleared++;
+    }
+  } else {
+    const r = kv.clearPrefix(ENTRY_PREFIX);
+    if (r.isErr) {
+      replyOn("cache.v1.response.clear", inv, '"error":{"kind":"internal","message":' +
+        quote("Cannot clear the cache: " + r.error!.toString()) + "}");
+      return Intercept.next();
+    }
+    cleared = <i64>r.unwrap();
+  }
+  let members = '"cleared":' + cleared.toString();
+  if (p.raw("reset_stats") == "true") {
+    kv.clearPrefix(COUNTER_PREFIX);
+    members += ',"stats_reset":true';
+  }
+  log.info("cleared " + cleared.toString() + " entries");
+  replyOn("cache.v1.response.clear", inv, members);
+  return Intercept.next();
+}
