@@ -247,7 +247,12 @@ export interface CapsuleBus {
   publish(
     topic: string,
     data: PayloadInput,
-    options?: { request_id?: string; reply_to?: string; end_of_stream?: boolean },
+    options?: {
+      request_id?: string;
+      reply_to?: string;
+      end_of_stream?: boolean;
+      skip_own_interceptors?: boolean;
+    },
   ): Promise<PublishResult>;
   /** Publishes a request and resolves the first reply. */
   request(

@@ -324,6 +324,8 @@ export interface PublishArgs {
   readonly reply_to?: string;
   /** Stream terminator. */
   readonly end_of_stream?: boolean;
+  /** Skip the publisher's own interceptors (see the bus's `PublishOptions`). */
+  readonly skip_own_interceptors?: boolean;
 }
 
 /**
@@ -375,6 +377,7 @@ export const ipcPublish: HostFunctionRow = defineHostFunction<PublishArgs>({
     const replyTo = optionString(options, "reply_to", 256);
     if (replyTo !== undefined) checkTopic(replyTo, "options");
     const end_of_stream = optionBool(options, "end_of_stream");
+    const skip_own_interceptors = optionBool(options, "skip_own_interceptors");
     let data: Uint8Array | JsonValue;
     if (format === "bytes") {
       data = raw.slice();
@@ -390,7 +393,7 @@ export const ipcPublish: HostFunctionRow = defineHostFunction<PublishArgs>({
       }
       data = parseJsonField(text, "payload");
     }
-    return { topic, data, request_id, reply_to: replyTo, end_of_stream };
+    return { topic, data, request_id, reply_to: replyTo, end_of_stream, skip_own_interceptors };
   },
   gate: (args) => ({ capability: "publish", target: args.topic }),
   async run(args, call) {
@@ -399,6 +402,7 @@ export const ipcPublish: HostFunctionRow = defineHostFunction<PublishArgs>({
         request_id: args.request_id,
         reply_to: args.reply_to,
         end_of_stream: args.end_of_stream,
+        skip_own_interceptors: args.skip_own_interceptors,
       })
     );
     return jsonBody(publishReply(result));

@@ -280,6 +280,21 @@ Deno.test("ipc rows: publish, subscribe, recv, poll, unsubscribe without an engi
     }
   });
 
+  await t.step("ipcPublish skip_own_interceptors leaves the caller's own binding out", async () => {
+    const seen: string[] = [];
+    const own = bus.intercept("chat.own", () => {
+      seen.push("own");
+      return { action: "continue" };
+    }, { ctx: { principal: principalId("alice"), source: { kind: "capsule", name: "chat" } } });
+    try {
+      await run(ipcPublish, ["chat.own", "1"], call);
+      await run(ipcPublish, ["chat.own", "1", '{"skip_own_interceptors":true}'], call);
+      assert.deepEqual(seen, ["own"]);
+    } finally {
+      own.close();
+    }
+  });
+
   await t.step("a payload over the bus limit is LIMIT_EXCEEDED", async () => {
     const small = new EventBus({ clock, timers, maxPayloadBytes: 4 });
     small.setAcl("chat", { publish: ["chat.*"], subscribe: [] });

@@ -81,6 +81,12 @@ export interface PublishOptions {
   reply_to?: string;
   /** Marks the last message of a stream. */
   end_of_stream?: boolean;
+  /**
+   * Runs the interceptor chain without the interceptors the publisher owns (same source kind
+   * and name). A capsule re-publishing the message it is intercepting (the cache filling a
+   * miss) then neither meets itself again nor needs a second instance of itself.
+   */
+  skip_own_interceptors?: boolean;
 }
 
 /** Options of {@link EventBus.request}. */
@@ -310,8 +316,13 @@ export class EventBus {
       else this.#metrics.published.bytes++;
       this.#metrics.publishedBySource[ctx.source.kind]++;
       if (this.#storm !== undefined) this.#storm.record(topic);
-      if (plan.interceptors.length === 0) return Promise.resolve(this.#deliver(msg, plan, 0));
-      return this.#intercepted(msg, plan.interceptors);
+      const chain = options.skip_own_interceptors === true
+        ? plan.interceptors.filter((ic) =>
+          ic.owner.kind !== ctx.source.kind || ic.owner.name !== ctx.source.name
+        )
+        : plan.interceptors;
+      if (chain.length === 0) return Promise.resolve(this.#deliver(msg, plan, 0));
+      return this.#intercepted(msg, chain);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -152,6 +152,40 @@ Deno.test("EventBus.intercept() runs handlers by priority, then registration ord
   assert.deepEqual(calls, ["p10", "p50", "p100-first", "p100-second", "p200"]);
 });
 
+Deno.test("EventBus.publish() with skip_own_interceptors skips only the publisher's own", async () => {
+  const bus = new EventBus();
+  const calls: string[] = [];
+  const cache = ctxOf("alice", { kind: "capsule", name: "cache" });
+  const llm = ["llm.v1.request.generate.*"];
+  for (const name of ["cache", "provider", "orchestrator"]) {
+    bus.setAcl(name, { publish: llm, subscribe: llm });
+  }
+  const mk = (name: string) => () => {
+    calls.push(name);
+    return { action: "continue" } as const;
+  };
+  bus.intercept("llm.v1.request.generate.*", mk("cache"), { priority: 50, ctx: cache });
+  bus.intercept("llm.v1.request.generate.*", mk("guard"), { priority: 90 });
+  bus.intercept("llm.v1.request.generate.*", mk("provider"), {
+    ctx: ctxOf("alice", { kind: "capsule", name: "provider" }),
+  });
+  const skipped = await bus.publish("llm.v1.request.generate.x", {}, {
+    ctx: cache,
+    skip_own_interceptors: true,
+  });
+  assert.deepEqual(calls, ["guard", "provider"]);
+  assert.equal(skipped.outcome === "delivered" && skipped.handlers, 1);
+  calls.length = 0;
+  await bus.publish("llm.v1.request.generate.x", {}, { ctx: cache });
+  assert.deepEqual(calls, ["cache", "guard", "provider"]);
+  calls.length = 0;
+  await bus.publish("llm.v1.request.generate.x", {}, {
+    ctx: ctxOf("alice", { kind: "capsule", name: "orchestrator" }),
+    skip_own_interceptors: true,
+  });
+  assert.deepEqual(calls, ["cache", "guard", "provider"]);
+});
+
 Deno.test("EventBus.intercept() outcomes reach the publisher", async (t) => {
   const ctx = ctxOf("alice");
 

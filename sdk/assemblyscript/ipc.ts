@@ -130,6 +130,12 @@ export class PublishOptions {
   replyTo: string | null = null;
   /** Marks the last message of a stream. */
   endOfStream: bool = false;
+  /**
+   * Skips this capsule's own interceptors on the topic: re-publishing the message it is
+   * intercepting (a cache filling a miss) reaches the rest of the chain without a second
+   * instance of itself.
+   */
+  skipOwnInterceptors: bool = false;
 }
 
 function optionsJson(options: PublishOptions | null, bytes: bool): string {
@@ -146,6 +152,10 @@ function optionsJson(options: PublishOptions | null, bytes: bool): string {
     }
     if (options.endOfStream) {
       out += (first ? "" : ",") + '"end_of_stream":true';
+      first = false;
+    }
+    if (options.skipOwnInterceptors) {
+      out += (first ? "" : ",") + '"skip_own_interceptors":true';
       first = false;
     }
   }

@@ -6,9 +6,9 @@
  * - hit: the recorded stream is published on `llm.v1.stream.<route>` under the new request's
  *   `request_id`, then the publish is answered Final (no reservation, no provider, no cost);
  * - miss: the request is republished once on the same topic with `"cache": "fill"` while a
- *   subscription to `llm.v1.stream.<route>` records the provider's answer (the nested publish
- *   reaches this capsule again, which lets a marked request through at once); a complete,
- *   error-free stream is stored, and the original publish is answered Final;
+ *   subscription to `llm.v1.stream.<route>` records the provider's answer (the republish skips
+ *   this capsule's own interceptor, so no second instance is needed); a complete, error-free
+ *   stream is stored, and the original publish is answered Final;
  * - a request that already carries `cache` (ours or anyone's) passes through untouched.
  */
 import { env, Intercept, Invocation, ipc, kv, log, random, time } from "@astrid/sdk";
@@ -485,6 +485,9 @@ function fill(
   const o = new ipc.PublishOptions();
   o.requestId = inv.requestId !== null ? inv.requestId : rid;
   o.replyTo = inv.replyTo;
+  // Past our own interceptor: the rest of the chain (budget guard, provider) without a second
+  // instance of this capsule. The marker still tells a router's attempts to pass through.
+  o.skipOwnInterceptors = true;
   const sent = ipc.publish(inv.topic, marked, o);
   if (sent.isErr) {
     sub.close();
@@ -500,7 +503,7 @@ function fill(
         return Intercept.deny(parts[1]);
       }
     }
-    // Our own second instance could not run (pool busy): let the call through uncached.
+    // Any other refusal of the republish: let the call through uncached.
     log.warn("miss " + route + " " + short + " for " + rid + " passed through uncached: " +
       e.toString());
     delta.misses++;
@@ -510,13 +513,13 @@ function fill(
   }
 
   // The providers answer inside the publish, so their stream is queued by now; a provider that
-  // streams later gets FILL_WAIT_MS between messages. Nothing but this capsule's own second run
-  // handled the republish, and nobody subscribed to it: no provider serves the route, no wait.
+  // streams later gets FILL_WAIT_MS between messages. No subscriber and no capsule handler took
+  // the republish: no provider serves the route, no wait.
   const published = sent.unwrap();
   const events: string[] = [];
   let bytes: i64 = 0;
   let state = "incomplete"; // complete | error | too_big | lagged | incomplete | no_provider
-  if (published.outcome == "delivered" && published.recipients == 0 && published.handlers <= 1) {
+  if (published.reachedNobody) {
     state = "no_provider";
   }
   let deadline = <i64>time.nowMs() + cfg.fillWaitMs;
