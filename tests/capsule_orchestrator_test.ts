@@ -258,7 +258,12 @@ Deno.test("orchestrator runs user turns end to end against stand-in capsules", a
 
   await t.step("onPrompt() relays deltas, calls the tool and feeds its result back", async () => {
     const turn = await kernel.turn("please use the tool", "s-tool");
-    assert.deepEqual(turn.deltas, ["Calling the tool. ", "Tool results: ", "ok(echo:ping)"]);
+    assert.deepEqual(turn.deltas, [
+      "Calling the tool. ",
+      "\n\n", // the second model call's text starts a paragraph
+      "Tool results: ",
+      "ok(echo:ping)",
+    ]);
     assert.equal(turn.toolCalls.length, 1);
     assert.equal(turn.toolCalls[0].tool, "stand_in_echo");
     assert.equal(turn.toolCalls[0].call_id, "c-1");
@@ -467,11 +472,11 @@ Deno.test({
         kernel.turn("please use the tool", `s-par-4-${round}`),
       ]);
       const [a, b, c, d] = turns;
-      assert.equal(a.response.text, "Calling the tool. Tool results: ok(echo:ping)");
-      assert.equal(d.response.text, "Calling the tool. Tool results: ok(echo:ping)");
+      assert.equal(a.response.text, "Calling the tool. \n\nTool results: ok(echo:ping)");
+      assert.equal(d.response.text, "Calling the tool. \n\nTool results: ok(echo:ping)");
       assert.equal(b.response.text, `I will remember cherry${round}.`);
       assert.deepEqual(b.toolCalls, []);
-      assert.equal(c.response.text, "Calling two tools. Tool results: ok(echo:a) ok(echo:b)");
+      assert.equal(c.response.text, "Calling two tools. \n\nTool results: ok(echo:a) ok(echo:b)");
       assert.equal(c.toolResults.length, 2);
       for (const turn of turns) assert.equal(turn.response.stop_reason, "end_turn");
     }

@@ -381,6 +381,15 @@ function assemble(turn: Turn, history: string[], userMessage: string): Assembled
   return out;
 }
 
+/** Starts a step's text on a paragraph of its own: the answer so far is followed by a blank line. */
+function paragraph(turn: Turn): void {
+  const a = turn.answer;
+  if (a.length == 0 || a.endsWith("\n\n")) return;
+  const sep = a.endsWith("\n") ? "\n" : "\n\n";
+  turn.answer += sep;
+  turn.emit("agent.v1.stream.delta", ',"text":' + quote(sep));
+}
+
 /** One model call; returns its failure, or null with `calls` filled (empty: a final answer). */
 function callModel(
   turn: Turn,
@@ -458,6 +467,7 @@ function callModel(
     if (type == "text_delta") {
       const piece = str(p, "text", "");
       if (piece.length > 0) {
+        if (text.length == 0) paragraph(turn);
         text += piece;
         turn.answer += piece;
         turn.emit("agent.v1.stream.delta", ',"text":' + quote(piece));
