@@ -700,6 +700,67 @@ Deno.test("Interceptors run by priority: a guard at 10 denies before the handler
   }
 });
 
+Deno.test("A trapping [subscribe] handler at 50 fails open with guard = false, closed by default", async (t) => {
+  const k = await makeKernel();
+  try {
+    const trap = guest({ generate: { kind: "trap" } });
+    await k.install(
+      "open-cache",
+      `[subscribe]\n"demo.v1.open" = { wit = "opaque", handler = "generate", priority = 50, guard = false }\n`,
+      trap,
+    );
+    await k.install(
+      "closed-cache",
+      `[subscribe]\n"demo.v1.closed" = { wit = "opaque", handler = "generate", priority = 50 }\n`,
+      trap,
+    );
+    await k.install(
+      "strict",
+      `[subscribe]\n"demo.v1.strict" = { wit = "opaque", handler = "generate", priority = 200, guard = true }\n`,
+      trap,
+    );
+    await k.install(
+      "provider",
+      `[subscribe]\n"demo.v1.*" = { wit = "opaque", handler = "answer", priority = 100 }\n`,
+      guest({ answer: { kind: "reply", json: { action: "final", reply: { from: "provider" } } } }),
+    );
+    await k.registry.load();
+    const failures = () => k.bus.stats().counters.interceptorFailures;
+
+    await t.step("guard = false: the message continues to the handler at 100", async () => {
+      const before = failures();
+      const reply = await k.bus.request("demo.v1.open", { q: 1 }, { ctx: ctx("alice") });
+      assert.deepEqual(reply.payload, { kind: "json", value: { from: "provider" } });
+      assert.equal(failures(), before + 1);
+      const open = k.registry.list().find((c) => c.name === "open-cache")!;
+      assert.equal(open.health!.failures, 1);
+      assert.match(open.health!.lastError!, /trap|unreachable/i);
+    });
+
+    await t.step("no guard field at priority 50: the trap denies the message", async () => {
+      const before = failures();
+      const r = await k.bus.publish("demo.v1.closed", { q: 2 }, { ctx: ctx("alice") });
+      assert.equal(r.outcome, "denied");
+      assert.equal(r.outcome === "denied" && r.by, "closed-cache.generate");
+      assert.match(r.outcome === "denied" ? r.reason : "", /failed/);
+      assert.equal(failures(), before + 1);
+      const provider = k.registry.list().find((c) => c.name === "provider")!;
+      assert.equal(provider.health!.successes, 1, "only the guard = false call reached it");
+    });
+
+    await t.step("guard = true at priority 200: the trap denies the message", async () => {
+      const r = await k.bus.publish("demo.v1.strict", { q: 3 }, { ctx: ctx("alice") });
+      assert.equal(r.outcome, "final", "the provider at 100 answers before the guard at 200");
+      await k.registry.unload("provider");
+      const denied = await k.bus.publish("demo.v1.strict", { q: 4 }, { ctx: ctx("alice") });
+      assert.equal(denied.outcome, "denied");
+      assert.equal(denied.outcome === "denied" && denied.by, "strict.generate");
+    });
+  } finally {
+    await k.close();
+  }
+});
+
 Deno.test("Uplinks load first and must signal ready; cron publishes on schedule", async (t) => {
   const k = await makeKernel({ readyTimeoutMs: 5_000 });
   try {

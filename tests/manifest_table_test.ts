@@ -3,7 +3,12 @@
  * with messages naming file:line, the field and a fix: one row per case, covering every table.
  */
 import assert from "node:assert/strict";
-import { CapsuleCode, ManifestError, parseManifest } from "../kernel/capsule/mod.ts";
+import {
+  CapsuleCode,
+  type CapsuleManifest,
+  ManifestError,
+  parseManifest,
+} from "../kernel/capsule/mod.ts";
 
 const FILE = "fixtures/Capsule.toml";
 /** Lines 1-3. */
@@ -20,6 +25,8 @@ interface Row {
   readonly errors?: readonly string[];
   /** How many problems, when it matters. */
   readonly count?: number;
+  /** Checks the parsed manifest of a valid row. */
+  readonly check?: (m: CapsuleManifest) => void;
 }
 
 const VALID: Row[] = [
@@ -81,6 +88,25 @@ context = { version = "2.0.0" }
 "user.v1.prompt" = { wit = "opaque", handler = "on_prompt", priority = 10 }
 "astrid.v1.capsules_loaded" = { schema = { type = "object" } }
 `,
+  },
+  {
+    name: "[subscribe] guard = false and guard = true on handlers; absent stays absent",
+    toml: `${WASM}[subscribe]
+"llm.v1.request.generate.*" = { wit = "opaque", handler = "generate", priority = 50, guard = false }
+"audit.v1.note" = { wit = "opaque", handler = "note", priority = 200, guard = true }
+"user.v1.prompt" = { wit = "opaque", handler = "on_prompt", priority = 10 }
+`,
+    check: (m) => {
+      assert.deepEqual(
+        m.subscribe.map((s) => [s.topic, s.priority, s.guard]),
+        [
+          ["llm.v1.request.generate.*", 50, false],
+          ["audit.v1.note", 200, true],
+          ["user.v1.prompt", 10, undefined],
+        ],
+      );
+      assert.ok(!("guard" in m.subscribe[2]));
+    },
   },
   {
     name: "[[tool]] with a schema table and a custom handler",
@@ -322,6 +348,24 @@ const INVALID: Row[] = [
     ],
   },
   {
+    name: "[subscribe] guard without handler",
+    toml: `${WASM}[subscribe]\n"user.v1.prompt" = { wit = "opaque", guard = false }\n`,
+    errors: [
+      `${FILE}:6: subscribe."user.v1.prompt".guard: guard decides whether a failing interceptor denies the message, but "user.v1.prompt" has no handler; add handler = "<export>" to bind an interceptor, or remove guard (an ACL-only entry has none)`,
+    ],
+    count: 1,
+  },
+  {
+    name: "[subscribe] guard that is not a boolean",
+    toml:
+      `${WASM}[subscribe]\n"a.b" = { wit = "x", handler = "on_ab", guard = "no" }\n"c.d" = { wit = "x", guard = 0 }\n`,
+    errors: [
+      `${FILE}:6: subscribe."a.b".guard: expected true or false, got "no"`,
+      `${FILE}:7: subscribe."c.d".guard: expected true or false, got the integer 0`,
+    ],
+    count: 2,
+  },
+  {
     name: "[subscribe] without a payload type, with a bad priority and a bad handler",
     toml:
       `${WASM}[subscribe]\n"a.b" = { }\n"c.d" = { wit = "x", handler = "on-event", priority = -1 }\n`,
@@ -469,6 +513,7 @@ Deno.test("manifest table: valid manifests parse", async (t) => {
     await t.step(row.name, () => {
       const m = parseManifest(row.toml, { file: FILE });
       assert.equal(m.file, FILE);
+      row.check?.(m);
     });
   }
 });

@@ -253,9 +253,22 @@ export function readTopics(
         );
       } else priority = p;
     }
+    let guard: boolean | undefined;
+    if (typeof e.guard !== "boolean") {
+      ctx.bool(e, path, "guard"); // absent: nothing; anything else: the type error
+    } else if (handler === undefined) {
+      ctx.fail(
+        [...path, "guard"],
+        `guard decides whether a failing interceptor denies the message, but ${
+          q(topic)
+        } has no handler`,
+        `add handler = "<export>" to bind an interceptor, or remove guard (an ACL-only entry has none)`,
+      );
+    } else guard = e.guard;
     out.push({
       ...common,
       ...(handler !== undefined ? { handler, priority: priority ?? DEFAULT_HANDLER_PRIORITY } : {}),
+      ...(guard !== undefined ? { guard } : {}),
     });
   }
   return out;

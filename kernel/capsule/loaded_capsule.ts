@@ -4,8 +4,10 @@
  * run loop (restarted with backoff when it fails), its readiness (uplinks) and its health.
  * The registry creates, binds and stops it; the encodings are `capsule_dispatch.ts`.
  *
- * - A `[subscribe]` handler is a bus interceptor at its priority (a guard below 100 fails
- *   closed). It invokes the export with the message's principal and decodes the reply into
+ * - A `[subscribe]` handler is a bus interceptor at its priority. When its invocation fails
+ *   (trap, timeout, malformed reply) a guard fails closed (the message is denied) and any other
+ *   interceptor is skipped; the entry's `guard` says which (absent: below priority 100 is a guard).
+ *   It invokes the export with the message's principal and decodes the reply into
  *   Continue / Final / Deny; a message the scope does not serve continues untouched.
  * - A tool is a routed subscription: it runs only once every interceptor let the call through,
  *   at most `maxInFlight` calls at once per tool (the rest wait in the subscription's fair
@@ -262,6 +264,7 @@ export class LoadedCapsule {
           ctx,
           name: `${this.key}.${handler}`,
           priority: s.priority ?? DEFAULT_HANDLER_PRIORITY,
+          ...(s.guard !== undefined ? { guard: s.guard } : {}),
           timeoutMs: this.#deps.handlerTimeoutMs,
         }),
       );

@@ -163,6 +163,12 @@ export interface SubscribeEntry {
   readonly handler?: string;
   /** Interceptor priority, lower first; set (default 100) exactly when `handler` is. */
   readonly priority?: number;
+  /**
+   * True: a failing invocation (trap, timeout, bad reply) denies the message (fails closed);
+   * false: it is skipped and the message goes on (fails open). Set only when the manifest
+   * says so, and only with `handler`; absent, the bus decides (a guard below priority 100).
+   */
+  readonly guard?: boolean;
   /** One line on what the capsule does with it. */
   readonly description?: string;
 }
