@@ -16,6 +16,7 @@ import {
   CapsuleError,
   type CapsuleManifest,
   type DiscoveredCapsule,
+  envServesEveryone,
   type EnvValues,
   exportConflicts,
   installCapsule,
@@ -283,7 +284,12 @@ export async function runCapsuleInstall(args: string[], io: CliIo): Promise<numb
   if (result.collected) io.out(`Deleted the old binary ${result.collected} (no install uses it)`);
   const count = Object.keys(env).length;
   if (result.envPath !== undefined && count > 0) {
-    io.out(`Stored ${count} [env] value${count === 1 ? "" : "s"} in ${result.envPath} (mode 0600)`);
+    io.out(
+      `Stored ${count} [env] value${count === 1 ? "" : "s"} in ${result.envPath} (mode 0600)` +
+        (envServesEveryone(target)
+          ? "; they serve every principal that has no values of its own"
+          : `; they serve principal ${target.principal} only`),
+    );
   }
   if (result.status !== "unchanged") await reloadDaemon(target.home, io);
   return 0;

@@ -2,12 +2,17 @@
  * The `lifecycle` host functions — `elicit`, `has_secret`, `signal_ready`, `get_caller`,
  * `get_config` — and the kernel parts behind them: {@link BusElicitor} (asks the user of the
  * calling session over the bus) and {@link EnvFileConfig} (a capsule's `[env]` values for a
- * principal, from `home/{principal}/.config/env/<capsule>.env.json`).
+ * principal, from `home/{principal}/.config/env/<capsule>.env.json`, over the operator's values
+ * for a capsule the operator installed for everyone).
  *
  * `[env]` values: `capsule install` asks each field and writes the answers, mode 0600, to
  * `home/{principal}/.config/env/<capsule>.env.json` as one JSON object `{ "NAME": value }`
  * (a string; a list of strings for `array`). `home://.config` is reserved in the VFS, so no
- * capsule reads that file itself. A field without a value falls back to its manifest default.
+ * capsule reads that file itself. Values are layered per field: the acting principal's own
+ * file, then — for a capsule the operator installed for every principal (system scope) — the
+ * operator's file `home/default/.config/env/<capsule>.env.json`, then the manifest default
+ * ({@link envFileLayers}); principal- and workspace-scope capsules read only the acting
+ * principal's file.
  * A `secret` field's value reaches only the capsule that declares it (its own `get_config`);
  * `has_secret` answers only whether it is set, and `get_config("")` (all fields) leaves
  * secrets out. A name the calling capsule does not declare is `NOT_FOUND`, so a capsule can
@@ -30,7 +35,7 @@ import type {
   RoutedSubscription,
   SubscribeOptions,
 } from "../kernel/events/mod.ts";
-import type { PrincipalId } from "../kernel/identity/mod.ts";
+import { DEFAULT_PRINCIPAL, type PrincipalId } from "../kernel/identity/mod.ts";
 import {
   type CapsuleConfigView,
   defineHostFunction,
@@ -512,20 +517,49 @@ export function envFilePath(homeRoot: string, principal: string, capsule: string
   return join(homeRoot, "home", principal, ".config", "env", `${capsule}.env.json`);
 }
 
+/** Whose `[env]` values a capsule reads: one capsule, acting for one principal. */
+export interface EnvReader {
+  /** The acting principal (the invocation's). */
+  readonly principal: string;
+  /** The capsule's name. */
+  readonly capsule: string;
+  /**
+   * True when the operator installed the capsule for every principal (system scope:
+   * `home/default/.local/capsules/`); then the operator's values serve principals without
+   * their own.
+   */
+  readonly operatorInstalled: boolean;
+}
+
 /**
- * A capsule's `[env]` for one principal, read from {@link envFilePath} on every call (so an
- * install or reconfigure is seen at once), with manifest defaults for unset fields. Serves
- * `services.config` ({@link CapsuleConfigView}: non-secret values, whether a secret is set)
- * and {@link CapsuleSecretView} for the declaring capsule. A missing file means no values; a
- * malformed one is an error (never silently empty).
+ * The `[env]` files `reader` sees, most specific first: the acting principal's own
+ * ({@link envFilePath}), then — for an operator-installed (system-scope) capsule acting for
+ * another principal — the operator's, `home/default/.config/env/<capsule>.env.json`, the file
+ * the operator's install wrote. Principal- and workspace-scope capsules read only the acting
+ * principal's file.
+ */
+export function envFileLayers(homeRoot: string, reader: EnvReader): string[] {
+  const own = envFilePath(homeRoot, reader.principal, reader.capsule);
+  if (!reader.operatorInstalled || reader.principal === DEFAULT_PRINCIPAL) return [own];
+  return [own, envFilePath(homeRoot, DEFAULT_PRINCIPAL, reader.capsule)];
+}
+
+/**
+ * A capsule's `[env]` for one principal, read from its layers ({@link envFileLayers}) on every
+ * call (so an install or reconfigure is seen at once): a field takes its value from the first
+ * file that holds it, else its manifest default. Serves `services.config`
+ * ({@link CapsuleConfigView}: non-secret values, whether a secret is set) and
+ * {@link CapsuleSecretView} for the declaring capsule (secrets layer the same way, and still
+ * reach only the capsule this view belongs to). A missing file means no values; a malformed one
+ * is an error (never silently empty).
  */
 export class EnvFileConfig implements CapsuleConfigView, CapsuleSecretView {
-  readonly #path: string;
+  readonly #paths: readonly string[];
   readonly #fields: ReadonlyMap<string, EnvField>;
 
-  /** Reads `path` for the fields `fields` (the capsule's manifest `[env]`). */
-  constructor(path: string, fields: readonly EnvField[]) {
-    this.#path = path;
+  /** Reads `paths` (one file, or layers most specific first) for the manifest's `fields`. */
+  constructor(paths: string | readonly string[], fields: readonly EnvField[]) {
+    this.#paths = typeof paths === "string" ? [paths] : [...paths];
     this.#fields = new Map(fields.map((f) => [f.name, f]));
   }
 
@@ -533,7 +567,7 @@ export class EnvFileConfig implements CapsuleConfigView, CapsuleSecretView {
   async get(name: string): Promise<string | readonly string[] | undefined> {
     const field = this.#fields.get(name);
     if (field === undefined || field.type === "secret") return undefined;
-    return (await this.#read())[name] ?? field.default;
+    return (await this.#value(name)) ?? field.default;
   }
 
   /** True when secret `name` has a non-empty value. */
@@ -544,34 +578,44 @@ export class EnvFileConfig implements CapsuleConfigView, CapsuleSecretView {
   /** The value of secret `name`, or undefined. */
   async secret(name: string): Promise<string | undefined> {
     if (this.#fields.get(name)?.type !== "secret") return undefined;
-    const v = (await this.#read())[name];
+    const v = await this.#value(name);
     return typeof v === "string" && v !== "" ? v : undefined;
   }
 
-  async #read(): Promise<Record<string, string | readonly string[]>> {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(this.#path);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return {};
-      throw err;
+  /** The value of `name` in the first layer that holds it. */
+  async #value(name: string): Promise<string | readonly string[] | undefined> {
+    for (const path of this.#paths) {
+      const values = await readEnvFile(path);
+      if (Object.hasOwn(values, name)) return values[name];
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      // The parser's message quotes the text, which may hold secrets: never pass it on.
-      value = undefined;
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new Error(`Env file "${this.#path}" must hold one JSON object of field values`);
-    }
-    const out: Record<string, string | readonly string[]> = {};
-    for (const [k, v] of Object.entries(value)) {
-      if (typeof v === "string" || (Array.isArray(v) && v.every((x) => typeof x === "string"))) {
-        out[k] = v;
-      }
-    }
-    return out;
+    return undefined;
   }
+}
+
+/** The values in the env file at `path`; `{}` when there is none. */
+async function readEnvFile(path: string): Promise<Record<string, string | readonly string[]>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return {};
+    throw err;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // The parser's message quotes the text, which may hold secrets: never pass it on.
+    value = undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error(`Env file "${path}" must hold one JSON object of field values`);
+  }
+  const out: Record<string, string | readonly string[]> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v === "string" || (Array.isArray(v) && v.every((x) => typeof x === "string"))) {
+      out[k] = v;
+    }
+  }
+  return out;
 }

@@ -10,6 +10,7 @@ import {
   elicit,
   type ElicitQuestion,
   EnvFileConfig,
+  envFileLayers,
   envFilePath,
   MAX_ELICIT_TIMEOUT_MS,
 } from "./lifecycle.ts";
@@ -210,6 +211,87 @@ TAGS = { type = "array" }
         (e) =>
           !(e as Error).message.includes("s3cret") && /one JSON object/.test((e as Error).message),
       );
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("envFileLayers() puts the operator's file under another principal's only for system-scope capsules", () => {
+  const own = (p: string) => join("/h", "home", p, ".config", "env", "app.env.json");
+  assert.deepEqual(
+    envFileLayers("/h", { principal: "alice", capsule: "app", operatorInstalled: true }),
+    [own("alice"), own("default")],
+  );
+  assert.deepEqual(
+    envFileLayers("/h", { principal: "default", capsule: "app", operatorInstalled: true }),
+    [own("default")],
+  );
+  assert.deepEqual(
+    envFileLayers("/h", { principal: "alice", capsule: "app", operatorInstalled: false }),
+    [own("alice")],
+  );
+});
+
+Deno.test("EnvFileConfig layers the principal's values over the operator's over defaults", async (t) => {
+  const root = await Deno.makeTempDir({ prefix: "astrid-env-layers-" });
+  try {
+    const manifest = parseManifest(
+      `[package]
+name = "app"
+version = "0.1.0"
+[env]
+API_KEY = { type = "secret" }
+BASE_URL = { type = "text", default = "https://example.invalid/v1" }
+MODEL = { type = "text", default = "m0" }
+TAGS = { type = "array" }
+`,
+      { file: "app/Capsule.toml" },
+    );
+    const write = async (principal: string, values: Record<string, unknown>) => {
+      await Deno.mkdir(join(root, "home", principal, ".config", "env"), { recursive: true });
+      await Deno.writeTextFile(envFilePath(root, principal, "app"), JSON.stringify(values));
+    };
+    const layers = envFileLayers(root, {
+      principal: "alice",
+      capsule: "app",
+      operatorInstalled: true,
+    });
+    const alice = new EnvFileConfig(layers, manifest.env);
+
+    await t.step("the operator's values serve a principal with no file of its own", async () => {
+      await write("default", { API_KEY: "sk-op", BASE_URL: "http://op/v1", TAGS: ["x"] });
+      assert.equal(await alice.get("BASE_URL"), "http://op/v1");
+      assert.deepEqual(await alice.get("TAGS"), ["x"]);
+      assert.equal(await alice.get("MODEL"), "m0");
+      assert.equal(await alice.secret("API_KEY"), "sk-op");
+      assert.equal(await alice.hasSecret("API_KEY"), true);
+      assert.equal(await alice.get("API_KEY"), undefined, "a secret never comes through get()");
+    });
+
+    await t.step("the principal's own value wins field by field, secrets too", async () => {
+      await write("alice", { MODEL: "m-alice", API_KEY: "sk-alice" });
+      assert.equal(await alice.get("MODEL"), "m-alice");
+      assert.equal(await alice.get("BASE_URL"), "http://op/v1");
+      assert.equal(await alice.secret("API_KEY"), "sk-alice");
+    });
+
+    await t.step(
+      "a principal- or workspace-scope capsule reads only its principal's file",
+      async () => {
+        await Deno.remove(envFilePath(root, "alice", "app"));
+        const own = new EnvFileConfig(
+          envFileLayers(root, { principal: "alice", capsule: "app", operatorInstalled: false }),
+          manifest.env,
+        );
+        assert.equal(await own.get("BASE_URL"), "https://example.invalid/v1");
+        assert.equal(await own.hasSecret("API_KEY"), false);
+      },
+    );
+
+    await t.step("a malformed operator file is an error, not silently the defaults", async () => {
+      await Deno.writeTextFile(envFilePath(root, "default", "app"), "[1]");
+      await assert.rejects(alice.get("MODEL"), /one JSON object/);
     });
   } finally {
     await Deno.remove(root, { recursive: true });

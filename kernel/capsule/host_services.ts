@@ -10,7 +10,7 @@
  * | `kv` | `{principal}:capsule:{name}` | the store |
  * | `bus` | the capsule's key as source, the principal | the bus (the capsule's ACL applies) |
  * | `security`, `audit` | — | the security pipeline, the audit log |
- * | `config` | the capsule's `[env]` for the principal | `home/{p}/.config/env/<capsule>.env.json` |
+ * | `config` | the capsule's `[env]` for the principal | `home/{p}/.config/env/<capsule>.env.json`, over `home/default/…` for a system-scope capsule (`envFileLayers`) |
  * | `logs` | `home/{p}/.local/log/<capsule>.log` (ERROR also in the daemon log) | `CapsuleLogWriter` |
  * | `handles` | (capsule key, principal) | closed when the capsule unloads |
  * | `get(…)` | readiness (`signal_ready` → the registry), invocation origin, timers, the capsule's own secrets, and what `extensions` adds | |
@@ -38,7 +38,7 @@ import {
   createHostServices,
   DEFAULT_HOST_LIMITS,
   EnvFileConfig,
-  envFilePath,
+  envFileLayers,
   HandleTable,
   HOST_TIMERS,
   type HostAudit,
@@ -150,7 +150,11 @@ export class CapsuleHostServices {
       workspaceRoot: ctx.workspaceId === undefined ? this.#emptyWorkspace(principal) : root ?? "",
     };
     const config = new EnvFileConfig(
-      envFilePath(o.home.root, principal, name),
+      envFileLayers(o.home.root, {
+        principal,
+        capsule: name,
+        operatorInstalled: loaded.scope.kind === "system",
+      }),
       loaded.manifest.env,
     );
     const scope: ServiceScope = {

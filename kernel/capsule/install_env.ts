@@ -9,14 +9,20 @@
  *
  * The file is one JSON object: `{ "API_KEY": "…", "BLOCKED": ["a.com"] }` (strings, and lists
  * of strings for `array` fields). The host ABI's `get_config` reads the same file
- * (`host_abi/lifecycle.ts` `envFilePath`).
+ * (`host_abi/lifecycle.ts` `envFilePath`), layered per field: the acting principal's own file,
+ * then — for a capsule the operator installed for every principal (the `user` scope of the
+ * `default` principal, loaded as the system scope) — the operator's file, then the manifest
+ * default. So what `astrid init` or `capsule install` stores as the operator serves every
+ * principal without values of its own ({@link envServesEveryone}); a principal- or
+ * workspace-scope install's values serve only the principal they were stored for.
  *
  * @module
  */
 import { join } from "node:path";
 import { type AstridHome, atomicWrite, ensureDir } from "../home/mod.ts";
-import type { PrincipalId } from "../identity/mod.ts";
+import { DEFAULT_PRINCIPAL, type PrincipalId } from "../identity/mod.ts";
 import { CapsuleCode, CapsuleError } from "./errors.ts";
+import type { CapsuleScope } from "./discovery.ts";
 import type { CapsuleManifest, EnvField } from "./manifest.ts";
 
 /** One `[env]` value: a string, or a list of strings for an `array` field. */
@@ -40,6 +46,18 @@ export interface EnvOwner {
 /** `home/{principal}/.config/env/<capsule>.env.json`. */
 export function capsuleEnvPath(home: AstridHome, owner: EnvOwner): string {
   return join(home.principalDir(owner.principal), ".config", "env", `${owner.capsule}.env.json`);
+}
+
+/**
+ * True when the values an install stores for `install.principal` in `install.scope` also serve
+ * every other principal that has none of its own: an operator (`default`) install in the `user`
+ * scope, which the daemon loads as the system scope. Other installs keep their values to their
+ * principal.
+ */
+export function envServesEveryone(
+  install: { readonly principal: PrincipalId; readonly scope: CapsuleScope },
+): boolean {
+  return install.scope === "user" && install.principal === DEFAULT_PRINCIPAL;
 }
 
 /** Required fields with neither a value in `values` nor a default. */

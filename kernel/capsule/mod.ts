@@ -127,6 +127,7 @@ export {
   checkCapsuleEnv,
   effectiveEnv,
   type EnvOwner,
+  envServesEveryone,
   type EnvValue,
   type EnvValues,
   MAX_ENV_VALUE_CHARS,
