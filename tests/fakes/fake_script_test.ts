@@ -335,7 +335,7 @@ Deno.test("bundledScript() resolves names in scripts/ and refuses paths", async 
   for await (const entry of Deno.readDir(new URL("./scripts/", import.meta.url))) {
     if (entry.name.endsWith(".json")) names.push(entry.name.slice(0, -5));
   }
-  assert.deepEqual(names.sort(), ["demo", "errors", "multi_tool", "session"]);
+  assert.deepEqual(names.sort(), ["demo", "echo", "errors", "multi_tool", "session"]);
   for (const name of names) {
     const s = await FakeScript.load(bundledScript(name));
     assert.equal(s.name, name);

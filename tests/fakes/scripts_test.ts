@@ -1,7 +1,8 @@
 /**
  * Proves the bundled scripts (`scripts/*.json`) drive the conversations they describe, through
  * both fakes: the demo's read → write → run → answer (and the denied write), parallel tool
- * calls, a session whose second turn needs the first, and each failure marker of errors.json.
+ * calls, a session whose second turn needs the first, each failure marker of errors.json, and
+ * echo.json answering each concurrent request with its own last message.
  */
 import assert from "node:assert/strict";
 import type { FakeServer } from "./fake_server.ts";
@@ -154,6 +155,19 @@ Deno.test("errors.json fails the way each marker asks", async (t) => {
       assert.deepEqual(sleeps, [250, 250, 250, 250, 250]);
       assert.equal((await ask([user("[length]")])).finish, a.finish.length);
       assert.match((await ask([user("hello")])).text, /^No failure requested/);
+    });
+  }
+});
+
+Deno.test("echo.json answers each of many concurrent requests with its own last message", async (t) => {
+  for (const [name, a] of PROVIDERS) {
+    await t.step(name, async () => {
+      await using fake = await a.start({ script: "echo" });
+      const { ask } = client(a, fake);
+      const replies = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => ask([user(`token-${i}`)])),
+      );
+      replies.forEach((r, i) => assert.equal(r.text, `echo: token-${i}`));
     });
   }
 });
