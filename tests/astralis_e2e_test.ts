@@ -7,9 +7,10 @@
  * - a. `astrid -p` completes a read → write → run task against the OpenAI-compatible fake and the
  *   Anthropic fake (autonomous mode): the answer, the tool results sent back to the model, the
  *   write only in the overlay until `astrid commit`, `astrid audit verify`.
- * - b. in `safe` mode the write asks: headless, nobody can answer, so it is denied at once (exit 3),
- *   the workspace is untouched and the model is told; a human's Deny (a scripted approver) does
- *   the same with exit 0 (an explicit Deny is an answer, DESIGN §3a).
+ * - b. in `safe` mode every tool call asks (`tool.execute`, the tool row) before the tool runs:
+ *   headless, nobody can answer, so the first call (`read_file`) is denied at once (exit 3), the
+ *   workspace is untouched and the model is told; a human's Deny of the write (a scripted approver)
+ *   does the same with exit 0 (an explicit Deny is an answer, DESIGN §3a).
  * - c. `--yes` completes the same task in `safe` mode, audited as the operator's flag.
  * - d. a tool capsule that traps mid-turn gives the model an error result and `-p` exits in time.
  * - e. `--session` continues a conversation: the second turn sends the first to the model.
@@ -368,7 +369,7 @@ Deno.test("astrid -p end to end in safe mode: the write asks, Deny and headless 
     };
 
     await t.step(
-      "b. headless: the write is denied at once, exit 3, the model is told",
+      "b. headless: the first tool call is denied at once, exit 3, the model is told",
       async () => {
         const f = await demo();
         const ws = await e.workspace("b-headless", { "notes.md": NOTES });
@@ -380,24 +381,35 @@ Deno.test("astrid -p end to end in safe mode: the write asks, Deny and headless 
         // Nothing was written anywhere.
         assert.equal(await exists(join(ws, "summary.md")), false);
         assert.deepEqual(await overlayPaths(e, ws, session), []);
-        // The model's next request carries the denial as the write's result, and it stopped.
-        const writeAt = f.requests.findIndex((q) => q.turnName === "write");
-        assert.ok(writeAt >= 0, context(run));
-        const sent = lastToolResults(f.requests[writeAt + 1].body);
-        assert.equal(sent.length, 1);
-        assert.match(sent[0].content, /denied/i);
-        assert.equal(f.requests.at(-1)!.turnName, "write denied");
+        // The model's next request carries the read's denial as its result; the scripted model
+        // then asks for the write, denied the same way, and stops.
+        assert.deepEqual(f.requests.map((q) => q.turnName), ["read", "write", "write denied"]);
+        const afterRead = lastToolResults(f.requests[1].body);
+        assert.equal(afterRead.length, 1);
+        assert.match(
+          afterRead[0].content,
+          /Tool "read_file" refused: .*denied by "kernel:tool_guard": No human can be asked/,
+        );
+        const afterWrite = lastToolResults(f.requests[2].body);
+        assert.equal(afterWrite.length, 1);
+        assert.match(afterWrite[0].content, /Tool "write_file" refused: .*denied/);
         const response = events.find((x) => x.type === "response")!;
         assert.match(String(response.text), /was denied, so I left the workspace untouched/);
-        // Audited: the write, and only the write, denied by the approval layer as unanswerable
-        // (reads and model calls pass in safe mode).
-        const denied = (await e.audit()).filter((a) =>
-          a.session === session && a.decision === "denied"
-        );
+        // Audited: each tool call denied by the approval layer as unanswerable (the mode table's
+        // tool row asks in safe mode) before the tool ran, so notes.md was not even read.
+        const rows = (await e.audit()).filter((a) => a.session === session);
+        const denied = rows.filter((a) => a.decision === "denied");
         assert.deepEqual(
           denied.map((a) => [a.action, a.resource, a.layer, a.decider, a.rule]),
-          [["fs.write", `fs:${ws}/summary.md`, "approval", "headless", "safe/write_inside"]],
+          [
+            ["tool.execute", "tool:read_file", "approval", "headless", "safe/tool"],
+            ["tool.execute", "tool:write_file", "approval", "headless", "safe/tool"],
+          ],
         );
+        const touched = rows.filter((a) =>
+          a.action === "fs.write" || a.resource === `fs:${ws}/notes.md`
+        );
+        assert.deepEqual(touched, []);
       },
     );
 
@@ -419,10 +431,14 @@ Deno.test("astrid -p end to end in safe mode: the write asks, Deny and headless 
         const { run, events } = await demoTurn(e, ws, ["--session", session]);
         // An explicit Deny is an answer: the turn goes on and exits 0 (DESIGN §3a).
         assert.equal(run.code, 0, context(run));
-        // The write was the one action asked about.
+        // Each tool call was asked about before its tool ran: the read allowed once, the write
+        // denied (its call, so the file write itself never came to be asked).
         assert.deepEqual(
           approver.answered.map((a) => [a.request.kind, a.request.resource, a.answer]),
-          [["fs.write", `fs:${ws}/summary.md`, "deny"]],
+          [
+            ["tool.execute", "tool:read_file", "allow_once"],
+            ["tool.execute", "tool:write_file", "deny"],
+          ],
         );
         assert.equal(await exists(join(ws, "summary.md")), false);
         assert.deepEqual(await overlayPaths(e, ws, session), []);
@@ -436,8 +452,9 @@ Deno.test("astrid -p end to end in safe mode: the write asks, Deny and headless 
         const rows = (await e.audit()).filter((a) => a.session === session);
         assert.deepEqual(
           rows.filter((a) => a.decision === "denied").map((a) => [a.action, a.layer, a.decider]),
-          [["fs.write", "approval", "human"]],
+          [["tool.execute", "approval", "human"]],
         );
+        assert.deepEqual(rows.filter((a) => a.action === "fs.write"), []);
       },
     );
 

@@ -37,7 +37,7 @@ import {
 import { AstridError } from "../errors.ts";
 import { AstridHome, atomicWrite, resolveHomePath } from "../home/mod.ts";
 import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
-import { installLlmBudget } from "../security/mod.ts";
+import { installLlmBudget, installToolGuard, type ToolCallScope } from "../security/mod.ts";
 import { SqliteStore } from "../storage/mod.ts";
 import { McpEngine } from "../mcp/mod.ts";
 import { NativeSandbox } from "../sandbox/mod.ts";
@@ -148,6 +148,8 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
     const overlays = new OverlayService(home, { clock });
 
     const parts: KernelParts = { home, config, store, runtimeKey, audit, bus, clock };
+    // Set once the MCP engine is up: a call only its tools answer is authorized there (native).
+    let mcpOnly: (call: ToolCallScope) => boolean = () => false;
     const capsules: CapsuleHost = await step("capsules", async () => {
       const host = options.capsules !== undefined
         ? await options.capsules(parts)
@@ -164,6 +166,14 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
         });
         undo.push({ what: "llm_budget", fn: () => llm.close() });
         bus.listen(SHUTDOWN_TOPIC, () => llm.close(), { name: "llm_budget_shutdown" });
+        // Every tool call is a `tool.execute` decision (the modes table's tool row) before any
+        // capsule sees it; an unanswerable one is announced, so `-p` exits 3.
+        const tools = installToolGuard(bus, {
+          security: approvals.observe(host.security),
+          selfAuthorizing: (call) => mcpOnly(call),
+          timeoutMs: (config.security.approval.timeout_secs + 60) * 1000,
+        });
+        undo.push({ what: "tool_guard", fn: () => tools.close() });
       }
       const report = await host.load();
       for (const f of report.failed) {
@@ -201,6 +211,14 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
       undo.push({ what: "mcp", fn: () => engine.close() });
       overlays.onBeforeAccess((scope) => engine.settle(scope));
       mcp = engine;
+      // The engine authorizes its own tools' calls (native, with their paths); a name any loaded
+      // capsule's [[tool]] also has is decided by the tool guard as well.
+      const registry = runtime.registry;
+      mcpOnly = (call) =>
+        engine.host.tools({ principal: call.principal }).some((t) => t.name === call.tool) &&
+        !registry.listAll().some((c) =>
+          registry.capsule(c.key)?.record.manifest.tool.some((t) => t.name === call.tool) === true
+        );
     }
 
     const token = toHex(crypto.getRandomValues(new Uint8Array(32)));

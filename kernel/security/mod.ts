@@ -73,6 +73,18 @@ export {
   promptChars,
 } from "./llm_budget_interceptor.ts";
 export {
+  DEFAULT_TOOL_GUARD_TIMEOUT_MS,
+  installToolGuard,
+  NO_TOOL_SCOPE,
+  TOOL_EXECUTE_PATTERN,
+  TOOL_GUARD_PRIORITY,
+  type ToolAuthorizer,
+  type ToolCallScope,
+  toolCallScope,
+  type ToolGuard,
+  type ToolGuardOptions,
+} from "./tool_guard.ts";
+export {
   type Allowance,
   type AllowanceGrant,
   allowancePattern,
