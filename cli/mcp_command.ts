@@ -6,7 +6,10 @@
  *   to the workspace of DIR (default: of the working directory). `tools/list` asks the daemon
  *   (`tools`), `tools/call` goes through the normal pipeline (`call_tool`: the tool's capsule
  *   or MCP server, its security checks, the audit log) and a cancelled request is cancelled
- *   in the daemon (`cancel_tool`). `notifications/tools/list_changed` follows
+ *   in the daemon (`cancel_tool`). A call with a `_meta.progressToken` gets
+ *   `notifications/progress` with that token for each progress event of its call
+ *   (`tool.v1.execute.<name>.progress` naming its `call_id`: what a hosted MCP server reports,
+ *   or any tool that publishes progress). `notifications/tools/list_changed` follows
  *   `astrid.v1.capsules_loaded` and `tool.v1.list_changed`. Approval requests and elicitations
  *   of the session are put to the user through MCP elicitation when the client supports it
  *   (Approve once / for this session / always / Deny; decline or cancel → Deny); without it
@@ -187,6 +190,50 @@ type ApprovalPayload = {
   withdrawn?: boolean;
 };
 
+/** A tool's progress, as `tool.v1.execute.<name>.progress` carries it. */
+interface ToolProgress {
+  progress: number;
+  total?: number;
+  message?: string;
+}
+
+/** The tools' progress events (DESIGN §5: tool names are one segment). */
+const PROGRESS_PATTERN = "tool.v1.execute.*.progress";
+/** How long a result waits for progress events still on their way, ms. */
+const PROGRESS_DRAIN_MS = 2_000;
+
+/** Relays one call's progress and tells when the last announced event has passed. */
+class ProgressRelay {
+  readonly #send: (p: ToolProgress) => void;
+  #received = 0;
+  #waiter: { want: number; resolve: () => void } | undefined;
+
+  constructor(send: (p: ToolProgress) => void) {
+    this.#send = send;
+  }
+
+  relay(p: ToolProgress): void {
+    this.#received++;
+    this.#send(p);
+    if (this.#waiter !== undefined && this.#received >= this.#waiter.want) this.#waiter.resolve();
+  }
+
+  /** Resolves with the number relayed once `count` events were, or after `limitMs`. */
+  async drained(count: number, limitMs: number): Promise<number> {
+    if (this.#received >= count) return this.#received;
+    const done = Promise.withResolvers<void>();
+    this.#waiter = { want: count, resolve: done.resolve };
+    const timer = setTimeout(done.resolve, limitMs);
+    try {
+      await done.promise;
+    } finally {
+      clearTimeout(timer);
+      this.#waiter = undefined;
+    }
+    return this.#received;
+  }
+}
+
 const ANSWER_TITLES: Record<string, string> = {
   allow_once: "Approve once",
   allow_session: "Approve for this session",
@@ -201,6 +248,8 @@ export class McpServeBridge {
   #daemon: DaemonClient | undefined;
   #toolNames = new Set<string>();
   #approvals = new Map<string, AbortController>();
+  #progress = new Map<string, ProgressRelay>();
+  #progressSub: Promise<boolean> | undefined;
 
   /** Creates the bridge; {@link run} serves until stdin closes. */
   constructor(options: McpServeOptions) {
@@ -256,18 +305,47 @@ export class McpServeBridge {
         client.call("cancel_tool", { call_id: callId }).catch(() => {});
       };
       extra.signal.addEventListener("abort", onAbort, { once: true });
+      const token = req.params._meta?.progressToken;
+      if (token !== undefined && await this.#followProgress(client)) {
+        this.#progress.set(
+          callId,
+          new ProgressRelay((p) => {
+            extra.sendNotification({
+              method: "notifications/progress",
+              params: {
+                progressToken: token,
+                progress: p.progress,
+                ...(p.total === undefined ? {} : { total: p.total }),
+                ...(p.message === undefined ? {} : { message: p.message }),
+              },
+            }).catch(() => {});
+          }),
+        );
+      }
       try {
         const result = await client.call<Record<string, JsonValue>>("call_tool", {
           name,
           arguments: (req.params.arguments ?? {}) as JsonValue,
           call_id: callId,
         });
+        // Progress events travel beside the result: relay the last of them before it.
+        const sent = typeof result?.progress_count === "number" ? result.progress_count : 0;
+        const relay = this.#progress.get(callId);
+        if (relay !== undefined && (await relay.drained(sent, PROGRESS_DRAIN_MS)) > 0) {
+          // An SDK client handles a notification a microtask after reading it but a response
+          // at once, so progress read in the same chunk as the result would be dropped; a ping
+          // answered means everything sent before it was handled.
+          await server.request({ method: "ping" }, types.EmptyResultSchema, {
+            timeout: PROGRESS_DRAIN_MS,
+          }).catch(() => {});
+        }
         return toCallResult(result);
       } catch (err) {
         const message = (err as Error)?.message ?? String(err);
         return { isError: true, content: [{ type: "text" as const, text: message }] };
       } finally {
         extra.signal.removeEventListener("abort", onAbort);
+        this.#progress.delete(callId);
       }
     });
 
@@ -352,6 +430,35 @@ export class McpServeBridge {
       })();
     }
     return client;
+  }
+
+  /**
+   * Subscribes once to the tools' progress (`tool.v1.execute.*.progress`) and hands each event
+   * naming a call of this bridge (`call_id`) to that call; false when the daemon does not let
+   * clients follow progress (calls then work without it; logged once).
+   */
+  #followProgress(client: DaemonClient): Promise<boolean> {
+    this.#progressSub ??= client.subscribe(PROGRESS_PATTERN).then(
+      (sub) => {
+        void (async () => {
+          for (let e = await sub.next(); e !== undefined; e = await sub.next()) {
+            const p = e.payload as Partial<ToolProgress> & { call_id?: unknown };
+            if (typeof p?.call_id !== "string" || typeof p.progress !== "number") continue;
+            this.#progress.get(p.call_id)?.relay({
+              progress: p.progress,
+              ...(typeof p.total === "number" ? { total: p.total } : {}),
+              ...(typeof p.message === "string" ? { message: p.message } : {}),
+            });
+          }
+        })();
+        return true;
+      },
+      (err) => {
+        this.#o.log(`tool progress is not relayed: ${(err as Error)?.message ?? err}`);
+        return false;
+      },
+    );
+    return this.#progressSub;
   }
 
   /** Puts one approval request to the user (or denies it when the client cannot ask). */

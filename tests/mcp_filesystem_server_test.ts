@@ -12,6 +12,12 @@
  *   symlink, outside a narrower grant, or a policy-denied `.env`) is denied by Astrid, audited,
  *   and never reaches the server;
  * - killing the server in the middle of a call returns an error, and the server is restarted;
+ * - one instance serves a (principal, workspace): a call of another session moves it to that
+ *   session's overlay (the first session's writes folded into its own overlay, not the
+ *   other's), and the end of a session stops it without forgetting it;
+ * - a server whose grants are narrower than the workspace (`workspace://docs`) runs in a
+ *   sandbox that shows it only those paths: asked directly for another workspace file, it finds
+ *   nothing there;
  * - a wrong pinned hash refuses the server; the right one runs it.
  *
  * Skipped (with the reason printed) only when the machine cannot make the namespace sandbox.
@@ -30,6 +36,7 @@ import { EventBus, type JsonValue } from "../kernel/events/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import {
   hashFile,
+  McpConnection,
   McpHost,
   type McpLaunch,
   type McpLauncher,
@@ -55,6 +62,7 @@ class Spy implements McpLauncher {
   readonly sandboxed: boolean;
   readonly holdsSession: boolean;
   readonly sent: { method?: string; params?: { name?: string; arguments?: unknown } }[] = [];
+  readonly launches: McpLaunch[] = [];
   readonly #inner: McpLauncher;
   #onCall: (() => void) | undefined;
   constructor(inner: McpLauncher) {
@@ -63,6 +71,7 @@ class Spy implements McpLauncher {
     this.holdsSession = inner.holdsSession;
   }
   async spawn(launch: McpLaunch): Promise<StdioProcess> {
+    this.launches.push(launch);
     const p = await this.#inner.spawn(launch);
     const writer = p.stdin.getWriter();
     const decoder = new TextDecoder();
@@ -97,7 +106,12 @@ interface Fixture {
   spy: Spy;
   overlay: OverlayVfs;
   audit: AuditLog;
-  call(tool: string, args: Record<string, unknown>): Promise<Record<string, unknown>>;
+  overlayOf(session: string): Promise<OverlayVfs>;
+  call(
+    tool: string,
+    args: Record<string, unknown>,
+    session?: string,
+  ): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -129,10 +143,19 @@ async function fixture(spec: Partial<McpServerSpec> = {}): Promise<Fixture> {
     clock: systemClock,
   });
   const bus = new EventBus();
-  const overlay = await OverlayVfs.open(
-    workspace,
-    overlaySessionDir(home, { principal: "default", workspaceId: "w1", session: "s1" }),
-  );
+  const overlays = new Map<string, OverlayVfs>();
+  const overlayOf = async (session: string) => {
+    let o = overlays.get(session);
+    if (o === undefined) {
+      o = await OverlayVfs.open(
+        workspace,
+        overlaySessionDir(home, { principal: "default", workspaceId: "w1", session }),
+      );
+      overlays.set(session, o);
+    }
+    return o;
+  };
+  const overlay = await overlayOf("s1");
   const spy = new Spy(
     new SandboxLauncher(new NativeSandbox(), { scratchDir: join(root, "scratch", "overlays") }),
   );
@@ -143,8 +166,10 @@ async function fixture(spec: Partial<McpServerSpec> = {}): Promise<Fixture> {
     launcher: spy,
     scratchDir: join(root, "scratch"),
     settings: { allowUnsandboxed: false, idleTimeoutSecs: 0, callTimeoutSecs: 60 },
-    resolveScope: ({ workspaceId }) =>
-      Promise.resolve(workspaceId === "w1" ? { workspaceRoot: workspace, overlay } : undefined),
+    resolveScope: async ({ workspaceId, session }) =>
+      workspaceId === "w1"
+        ? { workspaceRoot: workspace, overlay: await overlayOf(session) }
+        : undefined,
     restart: { baseMs: 10, maxMs: 100, maxFailures: 3, stableMs: 60_000 },
   });
   await host.addServers([{
@@ -165,10 +190,11 @@ async function fixture(spec: Partial<McpServerSpec> = {}): Promise<Fixture> {
     spy,
     overlay,
     audit,
-    async call(tool, args) {
+    overlayOf,
+    async call(tool, args, session = "s1") {
       const reply = await bus.request(`tool.v1.execute.${tool}`, {
         arguments: args as JsonValue,
-        session: "s1",
+        session,
         workspace_id: "w1",
       }, {
         ctx: { principal: "default" as never, source: { kind: "kernel", name: "test" } },
@@ -179,7 +205,7 @@ async function fixture(spec: Partial<McpServerSpec> = {}): Promise<Fixture> {
     },
     async close() {
       await host.close();
-      overlay.close();
+      for (const o of overlays.values()) o.close();
       bus.close();
       await audit.close();
       await Deno.remove(root, { recursive: true });
@@ -333,6 +359,133 @@ Deno.test({
       assert.equal(s.state, "ready", s.error);
     } finally {
       await good.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "McpHost runs one server-filesystem per (principal, workspace), moved between sessions",
+  ignore: !status.available,
+  async fn(t) {
+    const f = await fixture();
+    const instances = () => f.host.servers()[0].instances;
+    const read = (session: string) =>
+      f.call("fs__read_text_file", { path: join(f.workspace, "docs", "a.md") }, session);
+    try {
+      await f.host.start();
+      await t.step(
+        "a session's call starts the workspace's instance over its overlay",
+        async () => {
+          const r = await f.call(
+            "fs__write_file",
+            { path: join(f.workspace, "docs", "a.md"), content: "from s1\n" },
+            "s1",
+          );
+          assert.equal(r.is_error, false, JSON.stringify(r));
+          assert.deepEqual(instances().map((i) => [i.session, i.state]), [["s1", "running"]]);
+        },
+      );
+      await t.step("another session's call moves the same instance to its overlay", async () => {
+        const first = instances()[0].pid;
+        const r = await read("s2");
+        assert.equal(r.is_error, true, "s2's overlay does not hold s1's write");
+        assert.equal(instances().length, 1, "still one instance for the workspace");
+        assert.equal(instances()[0].session, "s2");
+        assert.notEqual(instances()[0].pid, first, "restarted over s2's overlay");
+        const s1 = await f.overlayOf("s1");
+        assert.equal(new TextDecoder().decode(await s1.readFile("docs/a.md")), "from s1\n");
+        assert.equal(await (await f.overlayOf("s2")).exists("docs/a.md"), false);
+      });
+      await t.step("back on s1, it sees s1's write again", async () => {
+        const r = await read("s1");
+        assert.equal(r.is_error, false, JSON.stringify(r));
+        assert.equal(r.content, "from s1\n");
+        assert.equal(instances()[0].session, "s1");
+      });
+      await t.step("the end of its session stops it and keeps it for the workspace", async () => {
+        await f.host.settleSession("default", "s1");
+        assert.deepEqual(instances().map((i) => [i.session, i.state]), [[undefined, "stopped"]]);
+        const r = await read("s2");
+        assert.equal(r.is_error, true);
+        assert.deepEqual(instances().map((i) => [i.session, i.state]), [["s2", "running"]]);
+      });
+    } finally {
+      await f.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "server-filesystem granted workspace://docs sees only docs in its sandbox",
+  ignore: !status.available,
+  async fn(t) {
+    const f = await fixture({ fsRead: ["workspace://docs"], fsWrite: ["workspace://docs"] });
+    try {
+      await Deno.writeTextFile(join(f.workspace, "docs", "guide.md"), "guide\n");
+      await f.host.start();
+      await t.step("the engine launches it with the granted paths only", async () => {
+        const r = await f.call("fs__list_directory", { path: join(f.workspace, "docs") });
+        assert.equal(r.is_error, false, JSON.stringify(r));
+        assert.match(String(r.content), /guide\.md/);
+        const session = f.spy.launches.find((l) => l.overlay !== undefined);
+        assert.deepEqual(session?.workspacePaths, ["docs"]);
+      });
+      await t.step("a write inside the grant lands in the overlay", async () => {
+        const r = await f.call("fs__write_file", {
+          path: join(f.workspace, "docs", "new.md"),
+          content: "new\n",
+        });
+        assert.equal(r.is_error, false, JSON.stringify(r));
+        await f.host.settle({ principal: "default", workspaceId: "w1" });
+        assert.equal(new TextDecoder().decode(await f.overlay.readFile("docs/new.md")), "new\n");
+      });
+    } finally {
+      await f.close();
+    }
+    // The process itself, asked without the engine's path check in between.
+    const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "astrid-mcp-view-" }));
+    const workspace = join(root, "workspace");
+    await Deno.mkdir(join(workspace, "docs"), { recursive: true });
+    await Deno.writeTextFile(join(workspace, "docs", "guide.md"), "guide\n");
+    await Deno.writeTextFile(join(workspace, "README.md"), "# private\n");
+    const home = await AstridHome.open(join(root, "home"));
+    const overlay = await OverlayVfs.open(
+      workspace,
+      overlaySessionDir(home, { principal: "default", workspaceId: "w1", session: "s1" }),
+    );
+    const launcher = new SandboxLauncher(new NativeSandbox(), { scratchDir: join(root, "scr") });
+    const conn = await McpConnection.open(
+      await launcher.spawn({
+        server: "fs",
+        argv: ["node", FS_SERVER, workspace],
+        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+        cwd: workspace,
+        overlay,
+        readOnly: [join(FS_SERVER, "..", "..", "..", "..")],
+        workspacePaths: ["docs"],
+      }),
+      { server: "fs" },
+    );
+    try {
+      await t.step("asked directly, the process finds nothing outside its grant", async () => {
+        const list = await conn.callTool("list_directory", { path: workspace });
+        assert.equal(list.isError, undefined, JSON.stringify(list));
+        assert.deepEqual(
+          (list.content[0] as { text: string }).text.split("\n").filter((l) => l !== ""),
+          ["[DIR] docs"],
+        );
+        const read = await conn.callTool("read_text_file", { path: join(workspace, "README.md") });
+        assert.equal(read.isError, true);
+        assert.match((read.content[0] as { text: string }).text, /ENOENT|no such file/i);
+        const guide = await conn.callTool("read_text_file", {
+          path: join(workspace, "docs", "guide.md"),
+        });
+        assert.equal((guide.content[0] as { text: string }).text, "guide\n");
+      });
+    } finally {
+      await conn.close();
+      overlay.close();
+      await Deno.remove(root, { recursive: true });
     }
   },
 });

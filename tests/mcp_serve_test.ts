@@ -10,7 +10,9 @@
  *   reloads its capsules, and the new tool is listed;
  * - a client without elicitation gets a denial at once, never a hang;
  * - stdout carries only MCP frames (the SDK would reject anything else);
- * - `astrid mcp servers` and `astrid mcp reload` reach the MCP engine over the daemon.
+ * - `astrid mcp servers` and `astrid mcp reload` reach the MCP engine over the daemon;
+ * - a call with a progress token gets `notifications/progress` (the SDK's `onprogress`) for the
+ *   progress a hosted MCP server reports while the tool runs.
  *
  * @module
  */
@@ -257,4 +259,78 @@ Deno.test("astrid mcp serve serves the daemon's capsule tools to an SDK client",
     await daemon?.shutdown("test done");
     await Deno.remove(root, { recursive: true });
   }
+});
+
+/**
+ * A raw MCP stdio server with no imports (it runs in the namespace sandbox, which shows it its
+ * own directory only): its tool `count` reports progress 1, 2, 3 of 3 when the request carries
+ * a progress token, then answers.
+ */
+const PROGRESS_SERVER = `import { createInterface } from "node:readline";
+const send = (m) => process.stdout.write(JSON.stringify(m) + "\\n");
+createInterface({ input: process.stdin }).on("line", (line) => {
+  const m = JSON.parse(line);
+  if (m.method === "initialize") {
+    send({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { tools: {} }, serverInfo: { name: "progress", version: "1.0.0" } } });
+  } else if (m.method === "tools/list") {
+    send({ jsonrpc: "2.0", id: m.id, result: { tools: [{ name: "count",
+      description: "Counts to three", inputSchema: { type: "object" } }] } });
+  } else if (m.method === "tools/call") {
+    const token = m.params._meta?.progressToken;
+    for (let i = 1; i <= 3 && token !== undefined; i++) {
+      send({ jsonrpc: "2.0", method: "notifications/progress",
+        params: { progressToken: token, progress: i, total: 3, message: "step " + i } });
+    }
+    send({ jsonrpc: "2.0", id: m.id, result: { content: [{ type: "text", text: "counted" }] } });
+  } else if (m.id !== undefined && m.method !== undefined) {
+    send({ jsonrpc: "2.0", id: m.id, error: { code: -32601, message: "Method not found" } });
+  }
+});
+`;
+
+Deno.test({
+  name: "astrid mcp serve relays a hosted MCP server's progress to the SDK client's onprogress",
+  async fn(t) {
+    const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "astrid-mcp-progress-" }));
+    // The server's script lives outside ASTRID_HOME, which the sandbox hides.
+    const serverDir = await Deno.realPath(await Deno.makeTempDir({ prefix: "astrid-mcp-srv-" }));
+    const home = await AstridHome.open(root);
+    const workspace = join(root, "project");
+    await Deno.mkdir(join(workspace, ".astrid"), { recursive: true });
+    await Deno.writeTextFile(join(serverDir, "progress.mjs"), PROGRESS_SERVER);
+    await Deno.writeTextFile(
+      join(home.etc, "servers.toml"),
+      `[settings]\nallow_unsandboxed = true\n\n[servers.prog]\ncommand = "node"\nargs = ["${
+        join(serverDir, "progress.mjs")
+      }"]\n`,
+    );
+    let daemon: Daemon | undefined;
+    let s: Served | undefined;
+    try {
+      daemon = await bootDaemon({ home: root, env: { get: () => undefined }, echoLog: false });
+      s = await serve(root, workspace, { elicitation: true, decision: "allow_once" });
+      const { tools } = await s.client.listTools();
+      assert.ok(tools.some((x) => x.name === "prog__count"), JSON.stringify(tools));
+      const seen: { progress: number; total?: number; message?: string }[] = [];
+      const r = await s.client.callTool({ name: "prog__count", arguments: {} }, undefined, {
+        onprogress: (p) => void seen.push(p),
+      });
+      assert.equal(text(r), "counted", s.stderr.join(""));
+      await t.step("each progress the server reports reaches onprogress, in order", () => {
+        assert.deepEqual(
+          seen,
+          [1, 2, 3].map((i) => ({ progress: i, total: 3, message: `step ${i}` })),
+          s!.stderr.join(""),
+        );
+      });
+      const quiet = await s.client.callTool({ name: "prog__count", arguments: {} });
+      assert.equal(text(quiet), "counted", "a call without a token gets no progress");
+    } finally {
+      await s?.close().catch(() => {});
+      await daemon?.shutdown("test done");
+      await Deno.remove(root, { recursive: true });
+      await Deno.remove(serverDir, { recursive: true });
+    }
+  },
 });

@@ -2,7 +2,8 @@
  * Folder-private: a scriptable MCP server for the engine's tests, run as
  * `deno run -A _test_server.ts`. It lists its tools two per page, and offers:
  * `echo` (returns its arguments), `slow` (sends progress, then waits until cancelled or
- * `release` is called), `release`, `add_tool` (adds `extra` and sends `list_changed`),
+ * `release` is called), `burst` (three progress notifications written together with its
+ * result), `release`, `add_tool` (adds `extra` and sends `list_changed`),
  * `ask` (elicits a form from the client and returns the answer), `log` (sends a
  * `notifications/message`), `crash` (exits with code 3), `pid`. Three resources (two per page)
  * and one prompt.
@@ -35,9 +36,9 @@ const tool = (name: string, readOnly = false) => ({
   inputSchema: { type: "object" as const, properties: {} },
   annotations: { readOnlyHint: readOnly },
 });
-const tools = ["echo", "slow", "release", "add_tool", "ask", "log", "crash", "pid"].map((n) =>
-  tool(n, n === "echo")
-);
+const tools = ["echo", "slow", "burst", "release", "add_tool", "ask", "log", "crash", "pid"].map((
+  n,
+) => tool(n, n === "echo"));
 let releaseSlow: (() => void) | undefined;
 
 function page<T>(items: T[], cursor: string | undefined): { items: T[]; next?: string } {
@@ -80,6 +81,16 @@ server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
         extra.signal.addEventListener("abort", () => resolve(), { once: true });
       });
       return text(extra.signal.aborted ? "aborted" : "done");
+    }
+    case "burst": {
+      const token = req.params._meta?.progressToken;
+      for (let i = 1; i <= 3 && token !== undefined; i++) {
+        void extra.sendNotification({
+          method: "notifications/progress",
+          params: { progressToken: token, progress: i, total: 3 },
+        });
+      }
+      return text("burst");
     }
     case "release":
       releaseSlow?.();

@@ -93,14 +93,36 @@ function words(key: string): string[] {
   );
 }
 
+/** What a key says of its value; memoized, as every call of a tool repeats its keys. */
+interface KeyKind {
+  readonly path: boolean;
+  readonly text: boolean;
+}
+
+const KEY_CACHE_LIMIT = 4096;
+const keyKinds = new Map<string, KeyKind>();
+
+function keyKind(key: string): KeyKind {
+  let kind = keyKinds.get(key);
+  if (kind === undefined) {
+    const w = words(key);
+    kind = {
+      path: w.length > 0 && PATH_WORDS.has(w[w.length - 1]),
+      text: TEXT_WORDS.has(key.toLowerCase().replace(/[_\-]/g, "")) ||
+        w.some((x) => TEXT_WORDS.has(x) && x !== "data"),
+    };
+    if (keyKinds.size >= KEY_CACHE_LIMIT) keyKinds.clear();
+    keyKinds.set(key, kind);
+  }
+  return kind;
+}
+
 function keyNamesPath(key: string): boolean {
-  const w = words(key);
-  return w.length > 0 && PATH_WORDS.has(w[w.length - 1]);
+  return keyKind(key).path;
 }
 
 function keyHoldsText(key: string): boolean {
-  return TEXT_WORDS.has(key.toLowerCase().replace(/[_\-]/g, "")) ||
-    words(key).some((w) => TEXT_WORDS.has(w) && w !== "data");
+  return keyKind(key).text;
 }
 
 function looksAbsolute(value: string): boolean {

@@ -42,6 +42,11 @@ export interface McpLaunch {
   readonly overlay?: OverlayVfs;
   /** Host paths the server must read besides the system (its script's package, its program). */
   readonly readOnly?: readonly string[];
+  /**
+   * The workspace paths (relative) the server may see, from its grants; absent, the whole
+   * workspace. A sandboxing launcher shows it only these; the direct launcher cannot.
+   */
+  readonly workspacePaths?: readonly string[];
   /** Let the server reach the network (default false: loopback only in the sandbox). */
   readonly network?: boolean;
   /** Receives each line the server writes to stderr (the capsule log). */

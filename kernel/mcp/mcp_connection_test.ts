@@ -53,6 +53,7 @@ Deno.test("McpConnection", async (t) => {
       assert.deepEqual(tools.map((x) => x.name), [
         "echo",
         "slow",
+        "burst",
         "release",
         "add_tool",
         "ask",
@@ -84,6 +85,12 @@ Deno.test("McpConnection", async (t) => {
       const done = conn.callTool("slow", {});
       await conn.callTool("release", {});
       assert.deepEqual((await done).content, [{ type: "text", text: "done" }]);
+    });
+    await t.step("callTool() gets progress written together with its result", async () => {
+      const progress: number[] = [];
+      const r = await conn.callTool("burst", {}, { onProgress: (p) => progress.push(p.progress) });
+      assert.deepEqual(r.content, [{ type: "text", text: "burst" }]);
+      assert.deepEqual(progress, [1, 2, 3]);
     });
     await t.step("list_changed re-lists the tools", async () => {
       await conn.callTool("add_tool", {});

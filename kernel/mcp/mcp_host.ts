@@ -12,7 +12,9 @@
  *   subscription, scoped to the owning capsule's principal), answered on `….result` with the
  *   payload `capsule_dispatch.ts` defines plus `server` and the raw MCP result under `mcp`;
  *   `tool.v1.request.describe` is answered on `tool.v1.response.describe.<capsule>`;
- *   progress goes out on `tool.v1.execute.<s__t>.progress`; `tool.v1.request.cancel`
+ *   progress goes out on `tool.v1.execute.<s__t>.progress` (`{ request_id, call_id?, progress,
+ *   total?, message?, session? }`), and the result says how many were sent (`progress_count`)
+ *   so a relay can wait for the last of them; `tool.v1.request.cancel`
  *   (`{ request_id }` or `{ call_id }`) cancels a call in flight of the same principal; a changed tool list is announced on
  *   `tool.v1.list_changed` (`{ server, capsule, tools }`).
  * - **A call.** The payload's `arguments` (else the payload without `session`,
@@ -21,16 +23,19 @@
  *   grants is denied and audited (layer `manifest`) before the server sees anything. Then
  *   `security.authorize({ kind: "tool.execute", tool: "<s>/<t>", native: true, paths })`
  *   (policy, mode, token, allowance, approval, audit). Then the call runs on the instance of
- *   (server, principal, workspace, session), started on first use — or, for a server whose
- *   grants name no workspace path, on one per principal over an empty directory: it never sees
- *   the workspace.
+ *   (server, principal, workspace) — one per (principal, workspace), DESIGN §6a — started on
+ *   first use over the calling session's overlay and moved to another session's when one of
+ *   its calls comes (stopped, writes folded, started again); or, for a server whose grants
+ *   name no workspace path, on one per principal over an empty directory: it never sees the
+ *   workspace.
  * - **Overlay.** A sandboxed instance sees the session overlay at the workspace root and
  *   writes into its own upper dir, folded into the session when it stops; while it runs it
  *   holds the session (VFS writes, commit and discard wait), so it stops as soon as it is idle
  *   and something waits, and {@link McpHost.settle} stops it before a diff. The next call
  *   restarts it.
- * - **Sessions.** When `astrid.v1.session.ended` says a session's last frontend left, its
- *   instances are stopped (writes folded) and dropped.
+ * - **Sessions.** When `astrid.v1.session.ended` says a session's last frontend left, the
+ *   instances working on its overlay are stopped (writes folded) and let go of it; they keep
+ *   their crash counts for the workspace's next call.
  * - **Management.** `astrid.v1.mcp.request.servers` and `astrid.v1.mcp.request.reload`
  *   (`{ server? }`) are answered on the request's `reply_to` with `{ ok, result | error }`.
  *
@@ -222,8 +227,16 @@ interface BoundTool {
 interface Entry {
   readonly id: string;
   spec: McpServerSpec;
-  /** `fs_read ∪ fs_write` and `fs_write` of the spec, and whether they name the workspace. */
-  grants: { read: readonly string[]; write: readonly string[]; workspace: boolean };
+  /**
+   * `fs_read ∪ fs_write` and `fs_write` of the spec, whether they name the workspace, and the
+   * workspace paths they name when narrower than the whole (what the sandbox shows).
+   */
+  grants: {
+    read: readonly string[];
+    write: readonly string[];
+    workspace: boolean;
+    view?: readonly string[];
+  };
   readonly owner: McpOwner;
   state: McpServerState;
   error?: string;
@@ -421,17 +434,20 @@ export class McpHost {
     await Promise.all(stops);
   }
 
-  /** Closes and drops the instances of (principal, session), their writes folded. */
+  /**
+   * Stops the instances working on the overlay of (principal, session), their writes folded,
+   * and lets go of that overlay (the session ended). They stay, with their crash counts, for
+   * the next call of another session of their workspace.
+   */
   async settleSession(principal: string, session: string): Promise<void> {
-    const closing: Promise<void>[] = [];
+    const releasing: Promise<boolean>[] = [];
     for (const e of this.#entries.values()) {
-      for (const [key, inst] of e.instances) {
-        if (inst.scope?.principal !== principal || inst.scope.session !== session) continue;
-        e.instances.delete(key);
-        closing.push(inst.close());
+      for (const inst of e.instances.values()) {
+        if (inst.scope?.principal !== principal) continue;
+        releasing.push(inst.release(session));
       }
     }
-    await Promise.all(closing);
+    await Promise.all(releasing);
   }
 
   /** Resources and prompts of server `name` (started as a probe). */
@@ -501,13 +517,15 @@ export class McpHost {
       sandboxed: this.#o.launcher.sandboxed,
       ...(e.target === undefined ? {} : { target: e.target }),
       pinned: e.spec.hash !== undefined,
-      instances: [...e.instances.values()].map((i) => ({
-        ...i.info(),
-        principal: i.scope?.principal ?? "",
-        ...(i.scope === undefined
-          ? {}
-          : { workspaceId: i.scope.workspaceId, session: i.scope.session }),
-      })),
+      instances: [...e.instances].map(([key, i]) => {
+        const [principal, workspaceId] = key.split("\0"); // see #instanceFor
+        return {
+          ...i.info(),
+          principal,
+          ...(workspaceId === "" ? {} : { workspaceId }),
+          ...(i.scope === undefined ? {} : { session: i.scope.session }),
+        };
+      }),
     };
   }
 
@@ -527,7 +545,8 @@ export class McpHost {
   #newInstance(e: Entry, scope: InstanceScope | undefined): McpServerInstance {
     this.#sandboxGate(e);
     const name = e.spec.name;
-    return new McpServerInstance({
+    const made: { instance?: McpServerInstance } = {};
+    return made.instance = new McpServerInstance({
       spec: e.spec,
       launcher: this.#o.launcher,
       ...(scope === undefined ? {} : { scope }),
@@ -536,6 +555,7 @@ export class McpHost {
       clock: this.#clock,
       log: this.#log,
       idleTimeoutMs: this.#settings.idleTimeoutSecs * 1000,
+      ...(e.grants.view === undefined ? {} : { workspacePaths: e.grants.view }),
       ...(this.#o.restart === undefined ? {} : { restart: this.#o.restart }),
       ...(this.#o.env === undefined ? {} : { env: this.#o.env }),
       ...(this.#o.launcher.sandboxed ? {} : {
@@ -546,12 +566,13 @@ export class McpHost {
       onTools: (tools) => this.#setTools(e, tools),
       onElicit: (params, signal): Promise<ElicitResult> => {
         const elicitor = this.#o.elicitor;
-        if (elicitor === undefined || scope === undefined) {
+        const now = made.instance?.scope; // the session it works for at this moment
+        if (elicitor === undefined || now === undefined) {
           return Promise.resolve({ action: "decline" });
         }
         return relayElicitation(params, elicitor, {
-          principal: scope.principal,
-          session: scope.session,
+          principal: now.principal,
+          session: now.session,
           capsule: `mcp:${name}`,
           signal,
           expiresAt: this.#clock.now() + this.#settings.callTimeoutSecs * 1000,
@@ -693,8 +714,12 @@ export class McpHost {
     const abort = new AbortController();
     for (const k of keys) this.#inFlight.set(k, abort);
     let payload: Record<string, JsonValue>;
+    const progress = { count: 0 };
     try {
-      const result = await this.#call(e, bound.info, msg, requestId, abort.signal);
+      const result = await this.#call(e, bound.info, msg, requestId, {
+        signal: abort.signal,
+        progress,
+      });
       payload = resultPayload(result);
     } catch (err) {
       const code = err instanceof McpError ? err.code : "INTERNAL";
@@ -712,6 +737,7 @@ export class McpHost {
       capsule: this.#capsuleOf(e),
       server: e.spec.name,
       ...payload,
+      ...(progress.count === 0 ? {} : { progress_count: progress.count }),
     };
     if (isObject(body)) {
       for (const k of ["call_id", "session", "workspace_id"]) {
@@ -737,16 +763,19 @@ export class McpHost {
     tool: McpToolInfo,
     msg: BusMessage,
     requestId: string,
-    signal: AbortSignal,
+    call: { signal: AbortSignal; progress: { count: number } },
   ): Promise<CallToolResult> {
+    const signal = call.signal;
     const spec = e.spec;
     const principal = msg.principal;
     const { session, workspaceId } = callScope(msg);
     const args = callArguments(msg);
     let scope: McpScope | undefined;
     if (session !== undefined && workspaceId !== undefined) {
-      const running = e.instances.get(`${principal}\0${workspaceId}\0${session}`)?.scope;
-      scope = running ?? await this.#o.resolveScope({ principal, session, workspaceId });
+      const running = e.instances.get(`${principal}\0${workspaceId}`)?.scope;
+      scope = running?.session === session
+        ? running
+        : await this.#o.resolveScope({ principal, session, workspaceId });
     }
     const granted = e.grants.workspace;
     const needsWorkspace = granted &&
@@ -824,23 +853,31 @@ export class McpHost {
     }
     try {
       // A server its grants give no workspace path runs over an empty directory, not the overlay.
-      const instance = this.#instanceFor(
-        e,
-        principal,
-        session,
-        workspaceId,
-        granted ? scope : undefined,
-      );
+      const placed = granted && scope !== undefined
+        ? {
+          principal,
+          workspaceId: workspaceId!,
+          session: session!,
+          workspaceRoot: scope.workspaceRoot,
+          overlay: scope.overlay,
+        }
+        : undefined;
+      const instance = this.#instanceFor(e, principal, workspaceId, placed);
       const topic = `tool.v1.execute.${tool.name}.progress`;
+      const body = msg.payload.kind === "json" ? msg.payload.value : undefined;
+      const callId = isObject(body) && typeof body.call_id === "string" ? body.call_id : undefined;
       const result = await instance.call(tool.mcpName, args, {
+        ...(placed === undefined ? {} : { scope: placed }),
         signal,
         timeoutMs: this.#settings.callTimeoutSecs * 1000,
         onProgress: (p) => {
+          call.progress.count++;
           this.#o.bus.publish(topic, {
             request_id: requestId,
             progress: p.progress,
             ...(p.total === undefined ? {} : { total: p.total }),
             ...(p.message === undefined ? {} : { message: p.message }),
+            ...(callId === undefined ? {} : { call_id: callId }),
             ...(session === undefined ? {} : { session }),
           }, { ctx: { principal, source: SOURCE }, request_id: requestId }).catch(() => {});
         },
@@ -853,34 +890,27 @@ export class McpHost {
     }
   }
 
+  /**
+   * The instance of (server, principal, workspace) — DESIGN §6a: one per (principal,
+   * workspace), moved between the sessions' overlays by its calls — or of (server, principal)
+   * for a server its grants give no workspace path.
+   */
   #instanceFor(
     e: Entry,
     principal: string,
-    session: string | undefined,
     workspaceId: string | undefined,
-    scope: McpScope | undefined,
+    scope: InstanceScope | undefined,
   ): McpServerInstance {
-    const key = scope === undefined
-      ? `${principal}\0\0`
-      : `${principal}\0${workspaceId}\0${session}`;
+    const key = scope === undefined ? `${principal}\0\0` : `${principal}\0${workspaceId}`;
     let inst = e.instances.get(key);
     if (inst === undefined || inst.state === "closed") {
-      inst = this.#newInstance(
-        e,
-        scope === undefined ? undefined : {
-          principal,
-          workspaceId: workspaceId!,
-          session: session!,
-          workspaceRoot: scope.workspaceRoot,
-          overlay: scope.overlay,
-        },
-      );
+      inst = this.#newInstance(e, scope);
       e.instances.set(key, inst);
     }
     return inst;
   }
 
-  /** Closes the instances of a session whose last frontend left (their writes folded). */
+  /** Stops the instances working for a session whose last frontend left (writes folded). */
   async #sessionEnded(msg: BusMessage): Promise<void> {
     if (msg.source.kind !== "kernel") return;
     const session = callScope(msg).session;
@@ -936,10 +966,17 @@ export class McpHost {
 /** The grants of a spec, computed once. */
 function grantsOf(spec: McpServerSpec): Entry["grants"] {
   const read = [...new Set([...spec.fsRead, ...spec.fsWrite])];
+  const prefixes = parseGrants(read).filter((g) => g.scheme === "workspace").map((g) => {
+    // A glob segment and what follows it widen to the literal directory before it.
+    const segments = g.prefix === "" ? [] : g.prefix.split("/");
+    const glob = segments.findIndex((x) => /[*?[\]{}]/.test(x));
+    return (glob < 0 ? segments : segments.slice(0, glob)).join("/");
+  });
   return {
     read,
     write: [...spec.fsWrite],
-    workspace: parseGrants(read).some((g) => g.scheme === "workspace"),
+    workspace: prefixes.length > 0,
+    ...(prefixes.length === 0 || prefixes.includes("") ? {} : { view: [...new Set(prefixes)] }),
   };
 }
 

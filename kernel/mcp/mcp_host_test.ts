@@ -83,6 +83,7 @@ Deno.test("McpHost binds a server's tools on the bus as ordinary tools", async (
       assert.deepEqual(status.tools, [
         "t__echo",
         "t__slow",
+        "t__burst",
         "t__release",
         "t__add_tool",
         "t__ask",
@@ -252,14 +253,35 @@ Deno.test("McpHost publishes progress and cancels a call on tool.v1.request.canc
     const p = await progress.recv();
     progress.close();
     assert.deepEqual(
-      { progress: payload(p).progress, total: payload(p).total, message: payload(p).message },
-      { progress: 1, total: 2, message: "half" },
+      {
+        progress: payload(p).progress,
+        total: payload(p).total,
+        message: payload(p).message,
+        call_id: payload(p).call_id,
+      },
+      { progress: 1, total: 2, message: "half", call_id: "slow-1" },
     );
     await k.bus.publish("tool.v1.request.cancel", { call_id: "slow-1" }, {
       ctx: { principal: "default" as never, source: { kind: "kernel", name: "test" } },
     });
     const r = await call;
     assert.equal((r.error as { code: string }).code, McpCode.MCP_CANCELLED);
+  });
+});
+
+Deno.test("McpHost counts the progress it published in the result (progress_count)", async () => {
+  await withKernel({}, async (k) => {
+    await k.host.addServers([testSpec()]);
+    await k.host.start();
+    const progress = k.bus.subscribe("tool.v1.execute.t__burst.progress");
+    const r = await k.call("t__burst", {}, { callId: "b-1" });
+    assert.equal(r.content, "burst");
+    assert.equal(r.progress_count, 3);
+    const seen = [];
+    for (let i = 0; i < 3; i++) seen.push(payload(await progress.recv()).progress);
+    progress.close();
+    assert.deepEqual(seen, [1, 2, 3]);
+    assert.equal((await k.call("t__echo", {})).progress_count, undefined);
   });
 });
 

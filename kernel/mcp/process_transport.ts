@@ -1,14 +1,14 @@
 /**
  * An MCP SDK `Transport` over a child process's stdin and stdout (newline-delimited JSON-RPC,
  * the MCP stdio transport), whatever started the process: a plain `Deno.Command` or the
- * namespace sandbox. Lines on stdout that are not JSON-RPC are reported through `onerror` and
- * skipped; a line over 10 MiB ends the connection. stderr is the launcher's to route (the
+ * namespace sandbox. Lines on stdout that are not JSON-RPC envelopes (`jsonrpc: "2.0"` with a
+ * `method` or an `id`) are reported through `onerror` and skipped; a line over 10 MiB ends the connection. stderr is the launcher's to route (the
  * capsule log).
  *
  * @module
  */
 // @ts-types="@modelcontextprotocol/sdk/types"
-import { type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 // @ts-types="@modelcontextprotocol/sdk/shared/transport"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 
@@ -114,8 +114,12 @@ export class ProcessTransport implements Transport {
         for (;;) {
           const nl = buf.indexOf(10, start);
           if (nl < 0) break;
-          this.#line(buf.subarray(start, nl));
+          const notification = this.#line(buf.subarray(start, nl));
           start = nl + 1;
+          // The SDK handles a notification a microtask later but a response at once: let a
+          // progress notification reach its handler before the response that follows it in
+          // the same chunk ends the request (and drops its progress handler).
+          if (notification) await Promise.resolve();
         }
         buf = start === 0 ? buf : buf.slice(start);
         if (buf.length > MAX_LINE_BYTES) {
@@ -129,21 +133,38 @@ export class ProcessTransport implements Transport {
     }
   }
 
-  #line(bytes: Uint8Array): void {
+  /** Handles one line; true when it was a notification. */
+  #line(bytes: Uint8Array): boolean {
     let text = decoder.decode(bytes);
     if (text.endsWith("\r")) text = text.slice(0, -1);
-    if (text.trim() === "") return;
-    let message: JSONRPCMessage;
+    if (text.trim() === "") return false;
+    let message: unknown;
     try {
-      message = JSONRPCMessageSchema.parse(JSON.parse(text));
+      message = JSON.parse(text);
     } catch {
+      message = undefined;
+    }
+    // Only the envelope is checked here: the SDK's protocol layer types each message again
+    // (request, notification, result, error) and validates results against their schemas, so
+    // a full `JSONRPCMessageSchema` parse per line would be paid twice.
+    if (!isEnvelope(message)) {
       this.onerror?.(
         new Error(`The server wrote a line that is not JSON-RPC: ${text.slice(0, 200)}`),
       );
-      return;
+      return false;
     }
     this.onmessage?.(message);
+    return !("id" in message);
   }
+}
+
+/** A JSON-RPC 2.0 object: a request or notification (`method`) or a response (`id`). */
+function isEnvelope(v: unknown): v is JSONRPCMessage {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  const m = v as { jsonrpc?: unknown; method?: unknown; id?: unknown };
+  if (m.jsonrpc !== "2.0") return false;
+  if (m.method !== undefined) return typeof m.method === "string";
+  return typeof m.id === "string" || typeof m.id === "number";
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

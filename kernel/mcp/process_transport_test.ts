@@ -31,6 +31,8 @@ Deno.test("ProcessTransport", async (t) => {
       const { process } = fakeProcess([
         '{"jsonrpc":"2.0","id":1,"result":{}}\n',
         "not json\r\n",
+        '{"jsonrpc":"1.0","id":2,"result":{}}\n',
+        '{"jsonrpc":"2.0","result":{}}\n',
         '{"jsonrpc":"2.0","method":"notifications/x"}\n',
       ]);
       const transport = new ProcessTransport(process);
@@ -48,8 +50,9 @@ Deno.test("ProcessTransport", async (t) => {
         { jsonrpc: "2.0", id: 1, result: {} },
         { jsonrpc: "2.0", method: "notifications/x" },
       ]);
-      assert.equal(errors.length, 1);
+      assert.equal(errors.length, 3, "not JSON, another version, neither method nor id");
       assert.match(errors[0], /not JSON-RPC: not json/);
+      assert.match(errors[1], /not JSON-RPC: \{"jsonrpc":"1\.0"/);
       process.kill();
     },
   );

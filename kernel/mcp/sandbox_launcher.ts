@@ -6,8 +6,9 @@
  *
  * - The server sees the system directories read-only, its own files (`visibleRoots`: its
  *   script's package, its program, its capsule), a private `/tmp` (also its `HOME` and
- *   `TMPDIR`), and the workspace view; the sandbox's defaults (the daemon's policy masks,
- *   `$ASTRID_HOME` hidden) apply. The network is loopback only unless the server may use it.
+ *   `TMPDIR`), and the workspace view — only the paths its grants name when they are narrower
+ *   than the workspace (`workspacePaths`: the rest is not there); the sandbox's defaults (the
+ *   daemon's policy masks, `$ASTRID_HOME` hidden) apply. The network is loopback only unless the server may use it.
  * - A probe (no session) gets a throwaway overlay over its empty workspace, removed when it
  *   exits.
  * - stderr goes to the sandbox's log ring; its lines are forwarded to `onStderr` every
@@ -81,6 +82,9 @@ export class SandboxLauncher implements McpLauncher {
         stdio: "pipe",
         network: launch.network === true,
         ...(launch.readOnly === undefined ? {} : { readOnlyPaths: launch.readOnly }),
+        ...(launch.workspacePaths === undefined || launch.overlay === undefined
+          ? {}
+          : { workspacePaths: launch.workspacePaths }),
       });
     } catch (err) {
       await drop();

@@ -1,6 +1,8 @@
 /**
- * One running copy of one MCP server for one session overlay: started on first use,
- * restarted with backoff when it dies, stopped when idle.
+ * One running copy of one MCP server for one (principal, workspace) — DESIGN §6a — working
+ * on the overlay of one session of it at a time: started on first use, moved to another
+ * session's overlay when a call of that session comes (stopped, its writes folded, started
+ * again), restarted with backoff when it dies, stopped when idle.
  *
  * Life cycle:
  * - `ensure()` starts it when stopped: the hash check (`server_hash.ts`), then the launcher —
@@ -82,6 +84,11 @@ export interface InstanceScope {
   readonly overlay: OverlayVfs;
 }
 
+function sameSession(a: InstanceScope | undefined, b: InstanceScope): boolean {
+  return a !== undefined && a.session === b.session && a.workspaceId === b.workspaceId &&
+    a.principal === b.principal;
+}
+
 /** One line for the capsule log. */
 export interface McpLogEntry {
   /** `debug`, `info`, `warn` or `error`. */
@@ -127,6 +134,8 @@ export interface McpServerInstanceOptions {
   readOnly?: readonly string[];
   /** Let the server reach the network. */
   network?: boolean;
+  /** The workspace paths its grants name, when narrower than the workspace (see `McpLaunch`). */
+  workspacePaths?: readonly string[];
   /** Logged as a warning at every start (the launcher is not a sandbox). */
   unsandboxedWarning?: string;
 }
@@ -176,16 +185,22 @@ export class McpServerInstance {
   #inFlight = 0;
   #failures = 0;
   #startedAt = 0;
+  #lastUsed = 0;
   #lastError: string | undefined;
   #probeDir: string | undefined;
   #target: InstanceInfo["target"];
   #yieldTimer: unknown;
   #stopping: Promise<void> | undefined;
+  #scope: InstanceScope | undefined;
+  #switching: Promise<void> | undefined;
+  #leaving = false;
+  #drainWaiters: (() => void)[] = [];
 
   /** Creates a stopped instance. */
   constructor(options: McpServerInstanceOptions) {
     this.#o = options;
     this.#policy = options.restart ?? DEFAULT_RESTART;
+    this.#scope = options.scope;
   }
 
   /** The server's spec. */
@@ -195,7 +210,7 @@ export class McpServerInstance {
 
   /** The overlay it works on, if any. */
   get scope(): InstanceScope | undefined {
-    return this.#o.scope;
+    return this.#scope;
   }
 
   /** The current state. */
@@ -249,21 +264,78 @@ export class McpServerInstance {
     }
   }
 
-  /** Calls a tool on the running server (starting it first); see {@link CallOptions}. */
+  /**
+   * Calls a tool on the running server (starting it first); see {@link CallOptions}. With
+   * `scope`, the call runs over that session's overlay: when the instance works on another
+   * session's, it first waits for that session's calls in flight, stops (their writes folded
+   * into that session) and starts again over `scope` — one instance serves one session at a
+   * time; calls arriving meanwhile wait their turn.
+   */
   async call(
     tool: string,
     args: Record<string, unknown>,
-    options: CallOptions = {},
+    options: CallOptions & { scope?: InstanceScope } = {},
   ): Promise<CallToolResult> {
-    const conn = await this.ensure();
-    this.#inFlight++;
-    this.#clearIdle();
+    await this.#enter(options.scope);
     try {
+      const conn = await this.ensure();
       return await conn.callTool(tool, args, options);
     } finally {
       this.#inFlight--;
-      this.#armIdle();
+      if (this.#inFlight === 0) { for (const w of this.#drainWaiters.splice(0)) w(); }
+      this.#used();
     }
+  }
+
+  /**
+   * Counts a call in once the instance works on `scope`'s session (see {@link call}); the
+   * count is taken synchronously after the check, so no switch can slip in between.
+   */
+  async #enter(scope: InstanceScope | undefined): Promise<void> {
+    for (;;) {
+      // Calls of the session it works on go in even while a switch waits for them to drain
+      // (one may need another to finish); only the stop itself holds them back.
+      if (scope === undefined || (!this.#leaving && sameSession(this.#scope, scope))) {
+        this.#inFlight++;
+        return;
+      }
+      if (this.#switching !== undefined) {
+        await this.#switching.catch(() => {});
+        continue;
+      }
+      if (!this.#o.launcher.holdsSession && this.#scope !== undefined) {
+        // Nothing is mounted (an unsandboxed server sees the workspace itself): no restart.
+        this.#scope = scope;
+        continue;
+      }
+      this.#switching = this.#switchTo(scope).finally(() => (this.#switching = undefined));
+    }
+  }
+
+  async #switchTo(scope: InstanceScope): Promise<void> {
+    while (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    }
+    this.#leaving = true; // set with the count at 0, before any await: nothing slips in
+    try {
+      if (this.#scope !== undefined) await this.stop("session switch");
+      this.#scope = scope;
+    } finally {
+      this.#leaving = false;
+    }
+  }
+
+  /**
+   * Stops the instance if it works on `session`'s overlay (its writes folded into it) and
+   * forgets that overlay (the session ended); its crash count stays. False when it works on
+   * another session's.
+   */
+  async release(session: string): Promise<boolean> {
+    await this.#switching?.catch(() => {});
+    if (this.#scope?.session !== session) return false;
+    await this.stop("session ended");
+    if (this.#scope?.session === session && this.#inFlight === 0) this.#scope = undefined;
+    return true;
   }
 
   /** Resources and prompts the server lists (starting it first). */
@@ -347,6 +419,7 @@ export class McpServerInstance {
         this.#conn = conn;
         this.#state = "running";
         this.#startedAt = this.#o.clock.now();
+        this.#lastUsed = this.#startedAt;
         this.#armIdle();
         return conn;
       },
@@ -388,7 +461,7 @@ export class McpServerInstance {
       });
     }
     let workspace: string;
-    const scope = o.scope;
+    const scope = this.#scope;
     if (scope !== undefined) {
       workspace = scope.workspaceRoot;
     } else {
@@ -410,6 +483,9 @@ export class McpServerInstance {
         cwd: workspace,
         ...(scope === undefined ? {} : { overlay: scope.overlay }),
         ...(readOnly.length === 0 ? {} : { readOnly }),
+        ...(scope === undefined || o.workspacePaths === undefined
+          ? {}
+          : { workspacePaths: o.workspacePaths }),
         ...(o.network === undefined ? {} : { network: o.network }),
         onStderr: (line) => this.#log("info", line, { stream: "stderr" }),
       });
@@ -514,29 +590,56 @@ export class McpServerInstance {
     }
   }
 
-  #armIdle(): void {
-    this.#clearIdle();
+  /**
+   * After a call: remembers when, and yields the session at once when the server is idle and
+   * something waits for it. The idle and yield timers are armed once per run and re-armed by
+   * their own callbacks, never per call (a timer set and cleared per call costs more than the
+   * check).
+   */
+  #used(): void {
+    this.#lastUsed = this.#o.clock.now();
     if (this.#inFlight > 0 || this.#state !== "running") return;
-    const ms = this.#o.idleTimeoutMs;
-    if (ms > 0) {
-      this.#idleTimer = this.#o.timers.setTimeout(() => {
-        this.#idleTimer = undefined;
-        if (this.#inFlight === 0 && this.#state === "running") void this.stop("idle");
-      }, ms);
-    }
-    if (this.#o.launcher.holdsSession && this.#o.scope !== undefined) this.#checkYield();
-  }
-
-  /** Stops the idle server once something waits for its session (see the module doc). */
-  #checkYield(): void {
-    if (this.#inFlight > 0 || this.#state !== "running") return;
-    if (this.#o.scope!.overlay.lock.waiting > 0) {
+    if (this.#holdsSession() && this.#scope!.overlay.lock.waiting > 0) {
       void this.stop("yield");
       return;
     }
+    this.#armIdle();
+  }
+
+  #holdsSession(): boolean {
+    return this.#o.launcher.holdsSession && this.#scope !== undefined;
+  }
+
+  /** Arms the idle and yield timers unless they already run. */
+  #armIdle(): void {
+    if (this.#state !== "running") return;
+    const ms = this.#o.idleTimeoutMs;
+    if (ms > 0 && this.#idleTimer === undefined) this.#idleAfter(ms);
+    if (this.#holdsSession() && this.#yieldTimer === undefined) this.#yieldAfter();
+  }
+
+  #idleAfter(delay: number): void {
+    this.#idleTimer = this.#o.timers.setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#state !== "running") return;
+      const ms = this.#o.idleTimeoutMs;
+      if (this.#inFlight > 0) return this.#idleAfter(ms);
+      const left = this.#lastUsed + ms - this.#o.clock.now();
+      if (left > 0) this.#idleAfter(left);
+      else void this.stop("idle");
+    }, delay);
+  }
+
+  /** Stops the idle server once something waits for its session (see the module doc). */
+  #yieldAfter(): void {
     this.#yieldTimer = this.#o.timers.setTimeout(() => {
       this.#yieldTimer = undefined;
-      this.#checkYield();
+      if (this.#state !== "running") return;
+      if (this.#inFlight === 0 && this.#scope!.overlay.lock.waiting > 0) {
+        void this.stop("yield");
+        return;
+      }
+      this.#yieldAfter();
     }, YIELD_CHECK_MS);
   }
 

@@ -18,6 +18,7 @@ import {
   type PlanBind,
   type SandboxPlan,
   SYSTEM_PATHS,
+  type ViewEntry,
 } from "./_script.ts";
 import { SandboxCode, SandboxError } from "./errors.ts";
 import { findMaskedPaths } from "./mask_paths.ts";
@@ -119,6 +120,38 @@ export function resolveDirectCwd(root: string, cwd: string | undefined): string 
     );
   }
   return real;
+}
+
+/**
+ * The entries of a narrowed workspace view ({@link SandboxOptions.workspacePaths}): each path
+ * canonical through the overlay (a symlink is not followed: it is left out, as is a path that
+ * does not exist), nested ones dropped; undefined when the whole workspace is shown.
+ */
+async function viewEntries(
+  overlay: OverlayVfs,
+  paths: readonly string[] | undefined,
+): Promise<ViewEntry[] | undefined> {
+  if (paths === undefined) return undefined;
+  const found: ViewEntry[] = [];
+  for (const raw of paths) {
+    const rel = raw.replace(/^workspace:\/\//, "").split("/").filter((x) => x !== "" && x !== ".")
+      .join("/");
+    if (rel === "") return undefined;
+    if (rel.split("/").includes("..")) continue;
+    let resolved;
+    try {
+      resolved = await overlay.resolve(rel, { followFinal: false });
+    } catch {
+      continue; // a parent is missing or leaves the workspace: nothing to show
+    }
+    if (resolved.kind !== "dir" && resolved.kind !== "file") continue;
+    found.push({ path: resolved.path, kind: resolved.kind });
+  }
+  const sorted = found.sort((a, b) => a.path.localeCompare(b.path));
+  return sorted.filter((e) =>
+    !sorted.some((o) => o !== e && o.kind === "dir" && e.path.startsWith(`${o.path}/`)) &&
+    sorted.findIndex((o) => o.path === e.path) === sorted.indexOf(e)
+  );
 }
 
 /** The binds of a plan: system dirs, then the caller's read-only and writable paths. */
@@ -231,9 +264,16 @@ export async function prepareCommand(
       policy,
       maxEntries: options.maxMaskEntries,
     });
+  const view = await viewEntries(overlay, options.workspacePaths);
+  const shown = (path: string) =>
+    view === undefined || !under(path, workspace) ||
+    view.some((e) => under(path, `${workspace}/${e.path}`));
   const binds = planBinds(options);
   const outside = outsideMasks(binds, options, policy, workspace);
-  const masks = prune([...inside.files, ...outside.files], [...inside.dirs, ...outside.dirs]);
+  const masks = prune(
+    [...inside.files, ...outside.files].filter(shown),
+    [...inside.dirs, ...outside.dirs].filter(shown),
+  );
   const now = (options.clock ?? systemClock).now();
   const id = `${now.toString(36).padStart(9, "0")}-${(++counter).toString(36)}-${
     crypto.randomUUID().slice(0, 8)
@@ -241,7 +281,9 @@ export async function prepareCommand(
   const cmdDir = join(commandsDir(overlay), id);
   unsafePath(cmdDir, "command");
   await Deno.mkdir(cmdDir, { recursive: true, mode: 0o700 });
-  for (const d of ["root", "upper", "work"]) await Deno.mkdir(join(cmdDir, d), { mode: 0o700 });
+  for (const d of ["root", "upper", "work", ...(view === undefined ? [] : ["view"])]) {
+    await Deno.mkdir(join(cmdDir, d), { mode: 0o700 });
+  }
   await Deno.writeTextFile(join(cmdDir, "env"), envScript(commandEnv(command.env)), {
     mode: 0o600,
   });
@@ -255,6 +297,7 @@ export async function prepareCommand(
     cwd,
     binds,
     tmpBytes: options.tmpBytes ?? DEFAULT_TMP_BYTES,
+    ...(view === undefined ? {} : { view }),
     maskFiles: masks.files,
     maskDirs: masks.dirs,
     network: options.network === true,

@@ -70,6 +70,14 @@ export type PlanBind =
     readonly target: string;
   };
 
+/** One workspace path shown in a narrowed view (see {@link SandboxPlan.view}). */
+export interface ViewEntry {
+  /** Workspace-relative, canonical (no `.`, `..` or empty segment). */
+  readonly path: string;
+  /** A directory or a file in the overlay view. */
+  readonly kind: "dir" | "file";
+}
+
 /** Everything the setup script needs: host paths and switches, already validated. */
 export interface SandboxPlan {
   /** The command's own directory (`root/`, `upper/`, `work/`, `env`, `mask`, `setup.log`). */
@@ -84,6 +92,13 @@ export interface SandboxPlan {
   readonly binds: readonly PlanBind[];
   /** Size of the private `/tmp`, bytes. */
   readonly tmpBytes: number;
+  /**
+   * When set, the workspace view shows only these workspace-relative paths: the overlay is
+   * mounted at `<cmd>/view`, the workspace root is a read-only tmpfs holding the directories
+   * leading to them, and each is bound there from the view. Absent: the overlay is mounted at
+   * the workspace root itself.
+   */
+  readonly view?: readonly ViewEntry[];
   /** Absolute paths inside the root to mask as files (a 0/0 device bound over them). */
   readonly maskFiles: readonly string[];
   /** Absolute paths inside the root to mask as directories (an empty read-only tmpfs). */
@@ -165,12 +180,30 @@ export function buildSandboxScript(plan: SandboxPlan): string {
   }
   if (!varBound) lines.push(`mkdir -p "$R/var"`, `ln -s /tmp "$R/var/tmp"`);
   const lowerdir = plan.lowers.join(":");
+  const overlayAt = plan.view === undefined ? r(plan.workspace) : q(`${cmd}/view`);
   lines.push(
     `mkdir -p ${r(plan.workspace)}`,
     `mount -t overlay astrid-overlay -o ${
       q(`lowerdir=${lowerdir},upperdir=${cmd}/upper,workdir=${cmd}/work,userxattr`)
-    } ${r(plan.workspace)}`,
+    } ${overlayAt}`,
   );
+  if (plan.view !== undefined) {
+    // A narrowed view: an empty read-only root holding only the granted paths, each bound
+    // from the overlay (which stays outside the new root and goes with the old one).
+    const ws = (rel: string) => r(`${plan.workspace}/${rel}`);
+    lines.push(
+      `mount -t tmpfs -o mode=0755,nosuid,nodev,size=64k astrid-view ${r(plan.workspace)}`,
+    );
+    for (const e of plan.view) {
+      if (e.kind === "dir") lines.push(`mkdir -p ${ws(e.path)}`);
+      else lines.push(`mkdir -p "$(dirname ${ws(e.path)})"; touch ${ws(e.path)}`);
+    }
+    if (plan.cwd !== plan.workspace) lines.push(`mkdir -p ${r(plan.cwd)}`);
+    lines.push(`mount -o remount,ro,nosuid,nodev ${r(plan.workspace)}`);
+    for (const e of plan.view) {
+      lines.push(`mount --bind ${q(`${cmd}/view/${e.path}`)} ${ws(e.path)}`);
+    }
+  }
   for (const path of plan.maskFiles) lines.push(`mount --bind ${q(`${cmd}/mask`)} ${r(path)}`);
   for (const path of plan.maskDirs) {
     lines.push(`mount -t tmpfs -o ro,mode=000,size=4k,nosuid,nodev,noexec astrid-mask ${r(path)}`);

@@ -62,6 +62,23 @@ Deno.test("buildSandboxScript() quotes every path and keeps the protocol", async
     assert.match(rooted, /--bounding-set=-all --inh-caps=-all --ambient-caps=-all/);
     assert.doesNotMatch(rooted, /ip link set lo up/);
   });
+  await t.step("a narrowed view mounts the overlay aside and binds each granted path", async () => {
+    const narrowed = buildSandboxScript({
+      ...plan,
+      view: [{ path: "src", kind: "dir" }, { path: "docs/it's.md", kind: "file" }],
+    });
+    assert.match(narrowed, /userxattr' '\/h\/cmd\/1\/view'\n/);
+    assert.match(narrowed, /astrid-view "\$R"'\/w\/it'\\''s \$\(x\)'/);
+    assert.match(narrowed, /mount -o remount,ro,nosuid,nodev "\$R"'\/w\/it'\\''s \$\(x\)'/);
+    assert.ok(narrowed.includes(`mount --bind '/h/cmd/1/view/src' "$R"`));
+    assert.ok(narrowed.includes(shellQuote("/h/cmd/1/view/docs/it's.md")));
+    assert.ok(
+      narrowed.indexOf("remount,ro,nosuid,nodev") < narrowed.indexOf("cmd/1/view/src'"),
+      "the root is read-only before the binds go in",
+    );
+    const out = await new Deno.Command("sh", { args: ["-n", "-c", narrowed] }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  });
   await t.step("the script is valid sh", async () => {
     const out = await new Deno.Command("sh", { args: ["-n", "-c", script] }).output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));

@@ -196,3 +196,68 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "runSandboxed() with workspacePaths shows only those paths, writable through the overlay",
+  ignore,
+  async fn(t) {
+    const f = await sandboxFixture({
+      "src/a.ts": "a",
+      "src/.env": "SECRET",
+      "docs/guide.md": "guide",
+      "secret.txt": "top secret",
+      "README.md": "readme",
+    });
+    try {
+      const options = {
+        overlay: f.overlay,
+        workspacePaths: ["workspace://src", "docs/guide.md", "missing"],
+        policy: {
+          denied_paths: ["**/.env"],
+          allowed_paths: [],
+          denied_hosts: [],
+          denied_commands: [],
+        },
+      };
+      await t.step("the rest of the workspace is not there", async () => {
+        const r = await runSandboxed(
+          sh("find . | sort; cat secret.txt README.md 2>&1 | head -c 200; cat src/a.ts"),
+          options,
+        );
+        const out = text(r.stdout);
+        assert.match(out, /^\.\n\.\/docs\n\.\/docs\/guide\.md\n\.\/src\n/);
+        assert.doesNotMatch(out, /secret\.txt\n|README\.md\n|top secret|readme/);
+        assert.match(out, /No such file/);
+        assert.ok(out.endsWith("a"), out);
+      });
+      await t.step("the policy's masks still hold inside a shown path", async () => {
+        const r = await runSandboxed(sh("cat src/.env 2>/dev/null; echo [$?]"), options);
+        assert.doesNotMatch(text(r.stdout), /SECRET/);
+      });
+      await t.step(
+        "writes inside a shown path land in the overlay; the root is read-only",
+        async () => {
+          const r = await runSandboxed(
+            sh(
+              "echo new > src/b.ts; echo edited > docs/guide.md; (echo x > top.txt) 2>/dev/null || echo refused",
+            ),
+            options,
+          );
+          assert.equal(text(r.stdout), "refused\n", text(r.stderr));
+          assert.deepEqual(r.fold?.changed.sort(), ["docs/guide.md", "src/b.ts"]);
+          assert.equal(text(await f.overlay.readFile("src/b.ts")), "new\n");
+          assert.equal(await Deno.readTextFile(join(f.ws, "docs/guide.md")), "guide");
+        },
+      );
+      await t.step("an empty path shows the whole workspace", async () => {
+        const r = await runSandboxed(sh("cat secret.txt"), {
+          overlay: f.overlay,
+          workspacePaths: [""],
+        });
+        assert.equal(text(r.stdout), "top secret");
+      });
+    } finally {
+      await f.dispose();
+    }
+  },
+});

@@ -63,6 +63,14 @@ export interface SandboxOptions {
   readOnlyPaths?: readonly string[];
   /** Extra host paths made visible writable (writes there are not undoable). */
   writablePaths?: readonly string[];
+  /**
+   * Workspace paths (relative: `src`, `docs/guide.md`) the command may see; absent, the whole
+   * workspace. Given, the workspace root is an empty read-only directory holding only these
+   * (each bound from the overlay view, writable through it, and the directories leading to
+   * them): the rest of the workspace is not there at all. Paths that do not exist in the view
+   * are left out; `""` or `.` means the whole workspace.
+   */
+  workspacePaths?: readonly string[];
   /** Host paths masked wherever they would be visible (pass `$ASTRID_HOME`). */
   hidePaths?: readonly string[];
   /** Size of the private `/tmp` (and `/dev/shm`), bytes (default 256 MiB). */
