@@ -1,12 +1,17 @@
 /**
  * The management router: answers `astrid.v1.request.<name>` on the bus — `list_capsules`,
- * `get_commands`, `get_capsule_metadata`, `reload_capsules`, `status`, `shutdown` — from any
- * publisher the bus lets through (capsules by their manifest ACL, clients through the socket's
- * `management` method).
+ * `get_commands`, `get_capsule_metadata`, `get_prompt_context`, `reload_capsules`, `status`,
+ * `shutdown` — from any publisher the bus lets through (capsules by their manifest ACL, clients
+ * through the socket's `management` method).
  *
  * A reply goes to the request's `reply_to` (as `EventBus.request()` sets it), else to
  * `astrid.v1.response.<name>`, with the same `request_id` and principal; its payload is
  * `{ ok: true, result }` or `{ ok: false, error: { code, message, data? } }`.
+ *
+ * Every request is answered in the view of the message's principal (stamped by the kernel, never
+ * chosen by the publisher): `GetPromptContext` gives the static context files and skills of the
+ * operator's capsules and the principal's own (plus a workspace's, when `workspace_id` names one),
+ * bounded by `_prompt_context.ts`.
  *
  * Read-only requests are unlimited. `ReloadCapsules` passes a sliding-window limiter (5 a
  * minute) and, like `Shutdown`, is audited (layer `management`, decider `operator`).
@@ -19,6 +24,7 @@ import type { BusMessage, EventBus, JsonValue, Listener } from "../events/mod.ts
 import type { PrincipalId } from "../identity/mod.ts";
 import type { CapsuleHost, ReloadReport } from "./capsule_host.ts";
 import type { DaemonLog } from "./_daemon_log.ts";
+import { promptContext } from "./_prompt_context.ts";
 import {
   CAPSULES_LOADED_TOPIC,
   type DaemonStatusWire,
@@ -50,6 +56,8 @@ export interface ManagementDeps {
 }
 
 const KERNEL_SOURCE = { kind: "kernel", name: "management" } as const;
+/** A workspace id as `GetPromptContext` accepts it. */
+const WORKSPACE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const BY_TOPIC = new Map<string, ManagementRequest>(
   Object.entries(ManagementRequest).map(([name, topic]) => [topic, name as ManagementRequest]),
 );
@@ -114,6 +122,23 @@ export class ManagementRouter {
           return fail(WireCode.NOT_FOUND, `No capsule "${name}" is loaded`, { name });
         }
         return ok(meta);
+      }
+      case "GetPromptContext": {
+        const ws = isJsonObject(params) ? params.workspace_id : undefined;
+        if (ws !== undefined && ws !== null && (typeof ws !== "string" || !WORKSPACE_ID.test(ws))) {
+          return fail(
+            WireCode.INVALID_PARAMS,
+            `GetPromptContext: "workspace_id" ${
+              JSON.stringify(ws).slice(0, 80)
+            } is not a workspace id (1 to 128 of A-Z a-z 0-9 _ . -)`,
+            { field: "workspace_id" },
+          );
+        }
+        const source = d.capsules.promptContext(
+          principal,
+          typeof ws === "string" ? { workspaceId: ws } : {},
+        );
+        return ok(promptContext(source) as unknown as JsonValue);
       }
       case "Status":
         return ok(d.status(principal) as unknown as JsonValue);

@@ -3,7 +3,7 @@ import type { AuditInput, AuditLog } from "../audit/mod.ts";
 import { ManualClock } from "../clock.ts";
 import { EventBus } from "../events/mod.ts";
 import { DEFAULT_PRINCIPAL, principalId } from "../identity/mod.ts";
-import { type CapsuleHost, EmptyCapsuleHost } from "./capsule_host.ts";
+import { type CapsuleHost, EmptyCapsuleHost, type PromptContextSource } from "./capsule_host.ts";
 import { DaemonLog } from "./_daemon_log.ts";
 import { managementRequest, ManagementRouter } from "./_management_router.ts";
 import type { DaemonStatusWire } from "./protocol.ts";
@@ -29,8 +29,15 @@ function setup(capsules: CapsuleHost = new EmptyCapsuleHost()) {
   });
   router.start();
   const ctx = { principal: DEFAULT_PRINCIPAL, source: { kind: "kernel", name: "test" } } as const;
-  const ask = async (topic: string, params: Record<string, string> = {}): Promise<unknown> =>
-    (await bus.request(`astrid.v1.request.${topic}`, params, { ctx, timeoutMs: 1_000 })).payload;
+  const ask = async (
+    topic: string,
+    params: Record<string, string> = {},
+    principal: string = DEFAULT_PRINCIPAL,
+  ): Promise<unknown> =>
+    (await bus.request(`astrid.v1.request.${topic}`, params, {
+      ctx: { ...ctx, principal: principalId(principal) },
+      timeoutMs: 1_000,
+    })).payload;
   return { clock, bus, router, audited, stopped, ask };
 }
 
@@ -125,6 +132,98 @@ Deno.test("ManagementRouter answers astrid.v1.request.* on the bus", async (t) =
       assert.equal(managementRequest("reload_capsules"), "ReloadCapsules");
       assert.equal(managementRequest("InstallCapsule"), undefined);
       assert.equal(managementRequest("toString"), undefined);
+    });
+  } finally {
+    router.stop();
+    bus.close();
+  }
+});
+
+/** A host whose static content depends on who asks: the operator's for all, bob's for bob. */
+function scopedHost() {
+  const asked: { principal: string; workspaceId?: string }[] = [];
+  const promptContext = (
+    principal: string,
+    options: { workspaceId?: string } = {},
+  ): PromptContextSource => {
+    asked.push({ principal, ...options });
+    const context = [{ capsule: "notes", file: "static/context.md", text: "Operator notes." }];
+    if (principal === "bob") {
+      context.push({ capsule: "bob-notes", file: "static/context.md", text: "Bob's notes." });
+    }
+    return {
+      context,
+      skills: [{
+        capsule: "notes",
+        name: "research",
+        description: "When researching",
+        file: "static/skills/research.md",
+        text: "Use sources.",
+      }],
+    };
+  };
+  const host: CapsuleHost = Object.assign(new EmptyCapsuleHost(), { promptContext });
+  return { host, asked };
+}
+
+Deno.test("ManagementRouter answers get_prompt_context in the asker's view", async (t) => {
+  const { host, asked } = scopedHost();
+  const { bus, router, audited, ask } = setup(host);
+  type Answer = {
+    kind: "json";
+    value: { ok: boolean; result: { context: { capsule: string }[]; skills: unknown[] } };
+  };
+  try {
+    await t.step("the operator sees the operator's context and skills, bounded", async () => {
+      const a = (await ask("get_prompt_context")) as Answer;
+      assert.deepEqual(a.value, {
+        ok: true,
+        result: {
+          context: [{ capsule: "notes", file: "static/context.md", text: "Operator notes." }],
+          skills: [{
+            capsule: "notes",
+            name: "research",
+            description: "When researching",
+            file: "static/skills/research.md",
+            text: "Use sources.",
+          }],
+          cut: [],
+          cut_total: 0,
+          limit_bytes: 65536,
+        },
+      });
+      assert.deepEqual(asked.at(-1), { principal: "default" });
+      assert.deepEqual(audited, [], "read-only: not audited");
+    });
+
+    await t.step(
+      "the message's principal chooses the view, and workspace_id is passed",
+      async () => {
+        const a = (await ask("get_prompt_context", { workspace_id: "w-1" }, "bob")) as Answer;
+        assert.deepEqual(a.value.result.context.map((c) => c.capsule), ["notes", "bob-notes"]);
+        assert.deepEqual(asked.at(-1), { principal: "bob", workspaceId: "w-1" });
+        const carol = (await ask("get_prompt_context", {}, "carol")) as Answer;
+        assert.deepEqual(carol.value.result.context.map((c) => c.capsule), ["notes"]);
+      },
+    );
+
+    await t.step("a malformed workspace_id is INVALID_PARAMS", async () => {
+      const a = (await ask("get_prompt_context", { workspace_id: "../x" })) as {
+        value: { ok: false; error: { code: string; data: { field: string } } };
+      };
+      assert.equal(a.value.error.code, "INVALID_PARAMS");
+      assert.equal(a.value.error.data.field, "workspace_id");
+    });
+
+    await t.step("unlimited: many requests in a row are all answered", async () => {
+      for (let i = 0; i < 20; i++) {
+        assert.equal(((await ask("get_prompt_context")) as Answer).value.ok, true);
+      }
+    });
+
+    await t.step("names parse in either form", () => {
+      assert.equal(managementRequest("GetPromptContext"), "GetPromptContext");
+      assert.equal(managementRequest("get_prompt_context"), "GetPromptContext");
     });
   } finally {
     router.stop();

@@ -51,7 +51,13 @@ import {
   UplinkRegistry,
 } from "../../host_abi/mod.ts";
 import type { ApprovalBridge } from "./approval_bridge.ts";
-import type { CapsuleHost, CapsuleSummary, CommandSummary, ReloadReport } from "./capsule_host.ts";
+import type {
+  CapsuleHost,
+  CapsuleSummary,
+  CommandSummary,
+  PromptContextSource,
+  ReloadReport,
+} from "./capsule_host.ts";
 import type { KernelParts } from "./daemon.ts";
 import type { DaemonLog } from "./_daemon_log.ts";
 import { CLIENT_CONNECT_TOPIC, SESSION_ENDED_TOPIC } from "./protocol.ts";
@@ -208,6 +214,28 @@ export class RuntimeCapsuleHost implements CapsuleHost {
     return this.registry.metadata(name, { principal });
   }
 
+  /** The static context files and skills `principal` sees (with a workspace's, when named). */
+  promptContext(principal: string, options: { workspaceId?: string } = {}): PromptContextSource {
+    const view = {
+      principal,
+      ...(options.workspaceId !== undefined ? { workspaceId: options.workspaceId } : {}),
+    };
+    return {
+      context: this.registry.listContext(view).map((c) => ({
+        capsule: c.capsule,
+        file: c.file,
+        text: c.text,
+      })),
+      skills: this.registry.listSkills(view).map((s) => ({
+        capsule: s.capsule,
+        name: s.name,
+        description: s.description,
+        file: s.file,
+        text: s.text,
+      })),
+    };
+  }
+
   /** Unloads and loads every scope again (the daemon announces the result). */
   async reload(): Promise<ReloadReport> {
     return toReloadReport(await this.registry.reloadAll({ announce: false }));
@@ -228,7 +256,9 @@ export class RuntimeCapsuleHost implements CapsuleHost {
   }
 
   #onConnect(msg: BusMessage): void {
-    if (msg.source.kind !== "kernel") return;
+    // The daemon publishes it for each authenticated connection, as that client (`kind: client`);
+    // no client may publish `client.v1.*` itself (CLIENT_PUBLISH_ALLOW), and a capsule is refused.
+    if (msg.source.kind !== "kernel" && msg.source.kind !== "client") return;
     this.registry.ensurePrincipal(msg.principal).then((r) => {
       if (r.loaded.length + r.failed.length + r.blocked.length > 0) {
         this.#deps.log.info("Principal capsules loaded", {

@@ -3,7 +3,7 @@
  *
  * The daemon does not know how capsules are discovered, loaded or run; it asks a
  * {@link CapsuleHost}. The management requests (`ListCapsules`, `GetCommands`,
- * `GetCapsuleMetadata`, `ReloadCapsules`) and `status` read it, the idle monitor asks it whether
+ * `GetCapsuleMetadata`, `GetPromptContext`, `ReloadCapsules`) and `status` read it, the idle monitor asks it whether
  * a daemon or cron capsule keeps the daemon up, and shutdown unloads through it.
  *
  * By default the daemon boots the capsule runtime's host (`_runtime_capsule_host.ts`: the
@@ -63,6 +63,38 @@ export interface CommandSummary {
   readonly description: string;
 }
 
+/** A context file a capsule contributes (`[static] context_files`), as the static engine read it. */
+export interface ContextFileSummary {
+  /** The capsule's name. */
+  readonly capsule: string;
+  /** The file as the manifest names it (`static/context.md`). */
+  readonly file: string;
+  /** Its text. */
+  readonly text: string;
+}
+
+/** A skill a capsule contributes (`[[skill]]`): its manifest entry and its file's text. */
+export interface SkillSummary {
+  /** The capsule's name. */
+  readonly capsule: string;
+  /** The skill's name. */
+  readonly name: string;
+  /** When to use it. */
+  readonly description: string;
+  /** The skill file as the manifest names it (`static/skills/research.md`). */
+  readonly file: string;
+  /** The skill file's text (its instructions). */
+  readonly text: string;
+}
+
+/** The static context files and skills of the capsules a principal sees, unbounded. */
+export interface PromptContextSource {
+  /** Context files, by capsule key, then manifest order. */
+  readonly context: readonly ContextFileSummary[];
+  /** Skills, by capsule key, then manifest order. */
+  readonly skills: readonly SkillSummary[];
+}
+
 /** What a reload did. */
 export interface ReloadReport {
   /** Capsules loaded after the reload. */
@@ -81,6 +113,11 @@ export interface CapsuleHost {
   commands(principal: string): CommandSummary[];
   /** One capsule's metadata (manifest summary) for `principal`, or undefined when unknown. */
   metadata(name: string, principal: string): JsonValue | undefined;
+  /**
+   * The context files and skills of the loaded capsules `principal` sees: the operator's, its
+   * own, and those of workspace `options.workspaceId` when given.
+   */
+  promptContext(principal: string, options?: { workspaceId?: string }): PromptContextSource;
   /** Unloads and loads everything again. */
   reload(): Promise<ReloadReport>;
   /** True while a daemon or cron capsule runs, which keeps an idle daemon up. */
@@ -106,6 +143,10 @@ export class EmptyCapsuleHost implements CapsuleHost {
   /** Nothing is known. */
   metadata(): JsonValue | undefined {
     return undefined;
+  }
+  /** No context, no skills. */
+  promptContext(): PromptContextSource {
+    return { context: [], skills: [] };
   }
   /** Reloads nothing. */
   reload(): Promise<ReloadReport> {

@@ -289,6 +289,7 @@ export const CLIENT_SUBSCRIBE_ALLOW: readonly string[] = [
   "astrid.v1.capsules_loaded",
   "astrid.v1.event_bus.lagged",
   "session.v1.response.*",
+  "tool.v1.execute.*.progress",
   "tool.v1.list_changed",
 ];
 
@@ -300,6 +301,11 @@ export const ManagementRequest = {
   GetCommands: "get_commands",
   /** One capsule's manifest summary: `{ name }` → metadata, or `NOT_FOUND`. */
   GetCapsuleMetadata: "get_capsule_metadata",
+  /**
+   * The static context files and skills of the capsules the principal sees, bounded:
+   * `{ workspace_id? }` → `{ context, skills, cut, cut_total, limit_bytes }`.
+   */
+  GetPromptContext: "get_prompt_context",
   /** Unload and load capsules again; at most 5 a minute (sliding window), audited. */
   ReloadCapsules: "reload_capsules",
   /** The daemon status, as the `status` method returns it. */
