@@ -53,6 +53,8 @@ interface Call {
   sources: Set<string>;
   last: Json;
   text: string;
+  /** The fill's report (`cache.v1.response.fill`) of a miss, once it stored or gave up. */
+  fill?: Json;
 }
 
 /** The stand-in staged for the compiler (its source is `index.as`, see its README). */
@@ -85,16 +87,50 @@ async function setEnv(
 
 let counter = 0;
 
-/** Publishes a model call on `route` and collects its stream until `end_of_stream`. */
+/**
+ * Resolves with the `cache.v1.response.fill` report of `requestId` (the detached fill ended),
+ * or rejects after `timeoutMs`; `close()` stops listening.
+ */
+function fillReport(
+  h: CapsuleHarness,
+  requestId: string,
+  timeoutMs = 20_000,
+): { done: Promise<Json>; close(): void } {
+  let listener: { close(): void } | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const close = () => {
+    listener?.close();
+    if (timer !== undefined) clearTimeout(timer);
+  };
+  const done = new Promise<Json>((resolve, reject) => {
+    listener = h.bus.listen("cache.v1.response.fill", (m) => {
+      if (m.request_id === requestId) resolve(messageJson<Json>(m));
+    });
+    timer = setTimeout(
+      () => reject(new Error(`No cache.v1.response.fill for ${requestId} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  done.then(close, close);
+  return { done, close };
+}
+
+/**
+ * Publishes a model call on `route` and collects its stream until `end_of_stream`; a miss (the
+ * publish delivered, no `cache` field) also waits for its fill's report, so the next call sees
+ * what it stored (`fill: false` when no fill runs, e.g. with `ENABLED = false`).
+ */
 async function generate(
   h: CapsuleHarness,
   payload: Json,
-  options: { principal?: string; route?: string; session?: string } = {},
+  options: { principal?: string; route?: string; session?: string; fill?: boolean } = {},
 ): Promise<Call> {
   const route = options.route ?? ROUTE;
   const requestId = `r-cache-${++counter}`;
   const session = options.session ?? "s-1";
   let published: PublishResult | undefined;
+  const report = fillReport(h, requestId);
+  report.done.catch(() => {});
   const all = await h.collect(
     `llm.v1.stream.${route}`,
     async () => {
@@ -119,8 +155,14 @@ async function generate(
   }
   for (const m of messages) assert.equal(m.principal, options.principal ?? "default");
   assert.equal(messages.filter((m) => m.end_of_stream).length, 1, "one message ends the stream");
+  const filling = options.fill ??
+    (published!.outcome === "delivered" && payload.cache === undefined);
+  let fill: Json | undefined;
+  if (filling) fill = await report.done;
+  else report.close();
   return {
     requestId,
+    fill,
     published: published!,
     messages,
     events,
@@ -130,16 +172,24 @@ async function generate(
   };
 }
 
-/** Publishes a model call that gets no stream (a Deny); returns the publish's result. */
-async function refused(h: CapsuleHarness, payload: Json): Promise<PublishResult> {
+/**
+ * Publishes a model call that gets no stream (a Deny); returns the publish's result and the
+ * fill's report (it saw nothing and gave up after `FILL_WAIT_MS`).
+ */
+async function refused(
+  h: CapsuleHarness,
+  payload: Json,
+): Promise<{ published: PublishResult; fill: Json }> {
   const requestId = `r-cache-${++counter}`;
-  return await h.publish(`llm.v1.request.generate.${ROUTE}`, {
+  const report = fillReport(h, requestId);
+  const published = await h.publish(`llm.v1.request.generate.${ROUTE}`, {
     request_id: requestId,
     session: "s-1",
     model: "m1",
     max_tokens: 100,
     ...payload,
   }, { requestId });
+  return { published, fill: await report.done };
 }
 
 /** Asks the cache for the principal's counters. */
@@ -216,14 +266,15 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
       assert.deepEqual([...first.sources], ["stand-in-provider"]);
       assert.equal(first.text, "echo: hello there");
       assert.equal(first.last.type, "final");
-      assert.equal(first.published.outcome, "final", "the cache answers the original publish");
-      if (first.published.outcome === "final") {
-        assert.deepEqual(messageJson(first.published.reply!), {
-          cache: "miss",
-          request_id: first.requestId,
-          stored: true,
-        });
-      }
+      assert.equal(first.published.outcome, "delivered", "a miss goes on to the provider");
+      assert.deepEqual(first.fill, {
+        session: "s-1",
+        request_id: first.requestId,
+        route: ROUTE,
+        state: "complete",
+        stored: true,
+        messages: 3,
+      });
       const key = entryKey(ROUTE, { model: "m1", max_tokens: 100, ...question });
       assert.ok(
         (await h.daemon.store.get(ns("default"), key)) !== null,
@@ -397,14 +448,15 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
     });
 
     await t.step(
-      "the same call on another route misses; a route no provider serves is not waited for",
+      "the same call on another route misses; with no provider the fill gives up after FILL_WAIT_MS",
       async () => {
-        await setEnv(h, "cache", { FILL_WAIT_MS: "120000" });
+        await setEnv(h, "cache", { FILL_WAIT_MS: "300" });
         try {
           const before = await counters(h);
           // The stand-in route holds an entry for this very question.
           const key = entryKey(ROUTE, { model: "m1", max_tokens: 100, ...question });
           assert.ok((await h.daemon.store.get(ns("default"), key)) !== null);
+          const report = fillReport(h, "r-nobody");
           const res = await h.publish("llm.v1.request.generate.nobody", {
             request_id: "r-nobody",
             session: "s-1",
@@ -412,22 +464,18 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
             max_tokens: 100,
             ...question,
           }, { requestId: "r-nobody" });
-          assert.equal(res.outcome, "final");
-          if (res.outcome === "final") {
-            assert.deepEqual(messageJson(res.reply!), {
-              cache: "miss",
-              request_id: "r-nobody",
-              stored: false,
-            });
-          }
+          assert.equal(res.outcome, "delivered", "a miss: the call goes on, to nobody");
+          const fill = await report.done;
+          assert.deepEqual([fill.state, fill.stored, fill.messages], ["no_answer", false, 0]);
           const after = await counters(h);
           assert.equal(after.skipped, (before.skipped as number) + 1);
+          assert.equal(after.misses, (before.misses as number) + 1);
           assert.match(
             await h.logText(),
-            /miss nobody [0-9a-f]{12} for r-nobody: not stored \(no_provider\)/,
+            /miss nobody [0-9a-f]{12} for r-nobody: not stored \(no_answer\)/,
           );
         } finally {
-          await setEnv(h, "cache", { FILL_WAIT_MS: "1000" });
+          await setEnv(h, "cache", { FILL_WAIT_MS: "120000" });
         }
       },
     );
@@ -449,27 +497,33 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
     });
 
     await t.step(
-      "a budget Deny reaches the caller as a Deny with the budget's reason",
+      "a budget Deny reaches the caller directly; the fill sees no stream and gives up",
       async () => {
-        const before = await counters(h);
-        const res = await refused(h, { messages: user("too expensive"), max_tokens: 1_000_000 });
-        assert.equal(res.outcome, "denied");
-        if (res.outcome === "denied") {
-          assert.match(
-            res.reason,
-            /^Budget refuses \$2[.0-9]*: above the per-action limit \$1 \(budget.per_action_usd\)$/,
-          );
-          assert.match(res.by, /^cache\.generate$/);
+        await setEnv(h, "cache", { FILL_WAIT_MS: "300" });
+        try {
+          const before = await counters(h);
+          const res = await refused(h, { messages: user("too expensive"), max_tokens: 1_000_000 });
+          assert.equal(res.published.outcome, "denied");
+          if (res.published.outcome === "denied") {
+            assert.match(
+              res.published.reason,
+              /^Budget refuses \$2[.0-9]*: above the per-action limit \$1 \(budget.per_action_usd\)$/,
+            );
+            assert.equal(res.published.by, "kernel:llm_budget");
+          }
+          assert.deepEqual([res.fill.state, res.fill.stored], ["no_answer", false]);
+          const unpriced = await refused(h, { messages: user("hello"), model: "m-unpriced" });
+          assert.equal(unpriced.published.outcome, "denied");
+          if (unpriced.published.outcome === "denied") {
+            assert.match(unpriced.published.reason, /"stand-in\/m-unpriced": it has no price/);
+          }
+          const after = await counters(h);
+          assert.equal(after.stores, before.stores);
+          assert.equal(after.misses, (before.misses as number) + 2);
+          assert.equal(after.skipped, (before.skipped as number) + 2);
+        } finally {
+          await setEnv(h, "cache", { FILL_WAIT_MS: "120000" });
         }
-        const unpriced = await refused(h, { messages: user("hello"), model: "m-unpriced" });
-        assert.equal(unpriced.outcome, "denied");
-        if (unpriced.outcome === "denied") {
-          assert.match(unpriced.reason, /"stand-in\/m-unpriced": it has no price/);
-        }
-        const after = await counters(h);
-        assert.equal(after.stores, before.stores);
-        assert.equal(after.misses, (before.misses as number) + 2);
-        assert.equal(after.skipped, (before.skipped as number) + 2);
       },
     );
 
@@ -486,7 +540,7 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
     await t.step("ENABLED = false lets every call through", async () => {
       await setEnv(h, "cache", { ENABLED: "false" });
       try {
-        const call = await generate(h, question);
+        const call = await generate(h, question, { fill: false });
         assert.deepEqual([...call.sources], ["stand-in-provider"]);
         assert.equal(call.published.outcome, "delivered");
         assert.equal((await stats(h)).enabled, false);
@@ -667,29 +721,34 @@ Deno.test("cache capsule is transparent to the orchestrator's turns", async (t) 
     build: { cacheDir: testBuildCacheDir() },
     env: { PROVIDER: ROUTE, MODEL: "m1", STEP_TIMEOUT_MS: "20000" },
   });
-  const turn = async (text: string, session: string) => {
+  const turn = async (text: string, session: string, options: { filled?: boolean } = {}) => {
     const requestId = `turn-${++counter}`;
     const streamed: BusMessage[] = [];
     const listener = h.bus.listen(`llm.v1.stream.${ROUTE}`, (m) => streamed.push(m));
+    // The turn's first model call is `<requestId>.1`: its fill reports when it stored the answer.
+    const report = fillReport(h, `${requestId}.1`, 30_000);
+    report.done.catch(() => {});
     try {
       const msg = await h.waitFor(
         "agent.v1.response",
         () => h.publish("user.v1.prompt", { text, session, request_id: requestId }, { requestId }),
         { accept: (m) => m.request_id === requestId, timeoutMs: 30_000 },
       );
+      if (options.filled) assert.equal((await report.done).stored, true);
       const sources = new Set(
         streamed.filter((m) => m.request_id?.startsWith(`${requestId}.`)).map((m) => m.source.name),
       );
       return { response: messageJson<Json>(msg), sources };
     } finally {
       listener.close();
+      report.close();
     }
   };
   try {
     await t.step(
       "a repeated first turn is answered from the cache with the same text",
       async () => {
-        const one = await turn("hello cache", "s-a");
+        const one = await turn("hello cache", "s-a", { filled: true });
         assert.deepEqual([...one.sources], ["stand-in-provider"]);
         assert.equal(one.response.text, "echo: hello cache");
         assert.equal(one.response.stop_reason, "end_turn");
@@ -728,7 +787,7 @@ Deno.test("cache capsule is transparent to the orchestrator's turns", async (t) 
   }
 });
 
-Deno.test("cache capsule fills and stores concurrent misses without a second instance", async () => {
+Deno.test("cache capsule fills and stores more concurrent misses than it has instances", async () => {
   const stage = await Deno.makeTempDir({ dir: "/tmp", prefix: "astrid-cache-par-" });
   const h = await testCapsule(CACHE_DIR, {
     with: [await stageStandIn(stage)],
@@ -737,8 +796,8 @@ Deno.test("cache capsule fills and stores concurrent misses without a second ins
     build: { cacheDir: testBuildCacheDir() },
   });
   try {
-    // Each miss holds one instance while its republish (skip_own_interceptors) runs the rest of
-    // the chain; no second instance is needed, so every miss is stored and answers again.
+    // Each miss's fill holds one instance while it records; the misses' interceptors return at
+    // once, so more misses than instances are each recorded, stored, and answer again.
     const calls = await Promise.all(
       Array.from({ length: 6 }, (_, i) => generate(h, { messages: user(`parallel ${i}`) })),
     );

@@ -489,10 +489,16 @@ Deno.test("router capsule routes model calls by rule and falls back across real 
 
     await k.routerEnv({ ROUTES: "unpriced" });
     const refused = await k.route("refused");
-    assert.equal(refused.published.outcome, "denied", "every route refused: the call is refused");
-    if (refused.published.outcome === "denied") {
-      assert.match(refused.published.reason, /^Every route refused the model call: unpriced/);
-    }
+    // The router is detached: the caller's publish was delivered long before the refusal, so
+    // the refusal ends the stream, with the kind a Deny would have given the caller.
+    assert.equal(refused.published.outcome, "delivered");
+    assert.deepEqual(refused.events.map((e) => e.type), ["error"]);
+    assert.equal(refused.last.error?.kind, "budget_exhausted");
+    assert.match(
+      refused.last.error?.message ?? "",
+      /^Every route refused the model call: unpriced/,
+    );
+    assert.deepEqual(refused.last.error?.attempts?.map((a) => a.route), ["unpriced"]);
     await k.routerEnv({ ROUTES: "openai,anthropic" });
   });
 

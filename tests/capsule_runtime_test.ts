@@ -72,6 +72,7 @@ type Export =
   | { kind: "echo" } // status OK + its invocation payload
   | { kind: "host"; fn: string } // calls astrid.<fn> with an empty request, returns its reply
   | { kind: "hostreq"; fn: string; fields: string[] } // calls astrid.<fn> with these fields
+  | { kind: "sidecall"; fn: string; fields: string[]; json?: unknown } // calls astrid.<fn>, drops its reply, returns `json` (absent: empty)
   | { kind: "trap" }
   | { kind: "spin" } // loops forever
   | { kind: "ready" }; // calls signal_ready, returns
@@ -84,7 +85,7 @@ function watBytes(bytes: Uint8Array): string {
 function guest(exports: Record<string, Export>): Uint8Array {
   const fns = new Set<string>();
   for (const e of Object.values(exports)) {
-    if (e.kind === "host" || e.kind === "hostreq") fns.add(e.fn);
+    if (e.kind === "host" || e.kind === "hostreq" || e.kind === "sidecall") fns.add(e.fn);
     if (e.kind === "ready") fns.add("signal_ready");
   }
   const imports = [...fns].map((f) =>
@@ -124,7 +125,8 @@ function guest(exports: Record<string, Export>): Uint8Array {
       case "host":
         funcs.push(`${head} (call $${e.fn} (i32.const 0) (i32.const 0)))`);
         break;
-      case "hostreq": {
+      case "hostreq":
+      case "sidecall": {
         const parts = e.fields.map((f) => new TextEncoder().encode(f));
         const req = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
         let o = 0;
@@ -136,7 +138,14 @@ function guest(exports: Record<string, Export>): Uint8Array {
         const at = offset;
         data.push(`(data (i32.const ${at}) "${watBytes(req)}")`);
         offset += req.length + 8;
-        funcs.push(`${head} (call $${e.fn} (i32.const ${at}) (i32.const ${req.length})))`);
+        const call = `(call $${e.fn} (i32.const ${at}) (i32.const ${req.length}))`;
+        if (e.kind === "hostreq") funcs.push(`${head} ${call})`);
+        else {
+          const then = e.json === undefined
+            ? "(i64.const 0)"
+            : constant(status(0, JSON.stringify(e.json)));
+          funcs.push(`${head} (drop ${call}) ${then})`);
+        }
         break;
       }
       case "trap":
@@ -756,6 +765,99 @@ Deno.test("A trapping [subscribe] handler at 50 fails open with guard = false, c
       assert.equal(denied.outcome, "denied");
       assert.equal(denied.outcome === "denied" && denied.by, "strict.generate");
     });
+  } finally {
+    await k.close();
+  }
+});
+
+/** Waits (real time, at most `ms`) until `done()` holds; the engine's timeouts are real. */
+async function untilMs(done: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) throw new Error(`Condition not met within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+Deno.test("A detached [subscribe] handler runs after delivery, for the message's principal", async (t) => {
+  const k = await makeKernel({ handlerTimeoutMs: 400 });
+  try {
+    const seen = (n: string) => ["demo.v1.seen", JSON.stringify({ n }), "{}"];
+    await k.install(
+      "watcher",
+      `[subscribe]
+"demo.v1.slow" = { wit = "opaque", handler = "slow", detach = true }
+"demo.v1.who" = { wit = "opaque", handler = "who", detach = true }
+"demo.v1.loud" = { wit = "opaque", handler = "loud", detach = true }
+[publish]
+"demo.v1.seen" = "opaque"
+`,
+      guest({
+        slow: { kind: "spin" },
+        who: { kind: "sidecall", fn: "ipc_publish", fields: seen("who") },
+        loud: {
+          kind: "sidecall",
+          fn: "ipc_publish",
+          fields: seen("loud"),
+          json: { action: "final", reply: { from: "watcher" } },
+        },
+      }),
+    );
+    await k.registry.load();
+    const watcher = () => k.registry.list().find((c) => c.name === "watcher")!;
+    const got: BusMessage[] = [];
+    const listener = k.bus.listen("demo.v1.seen", (m) => void got.push(m));
+
+    await t.step(
+      "publish() returns while the handler runs and counts it as a recipient",
+      async () => {
+        const r = await k.bus.publish("demo.v1.slow", { q: 1 }, { ctx: ctx("alice") });
+        assert.equal(r.outcome, "delivered");
+        assert.deepEqual(
+          r.outcome === "delivered" ? [r.recipients, r.handlers] : [],
+          [1, 0],
+          "a routed subscription, not an interceptor: reachedNobody stays false",
+        );
+        assert.equal(watcher().health!.failures, 0, "still spinning when the publish returned");
+        // The spin ends at the handler limit (400 ms): a logged, counted failure.
+        await untilMs(() => watcher().health!.failures === 1);
+        assert.match(watcher().health!.lastError!, /timed out|time/i);
+        assert.ok(k.logs.some((l) => l === "ERROR Detached handler failed"));
+      },
+    );
+
+    await t.step("it runs for each message's principal, as an interceptor would", async () => {
+      got.length = 0;
+      await k.bus.publish("demo.v1.who", { q: 2 }, { ctx: ctx("alice") });
+      await k.bus.publish("demo.v1.who", { q: 3 }, { ctx: ctx("bob") });
+      await untilMs(() => got.length === 2);
+      assert.deepEqual(got.map((m) => m.principal).sort(), ["alice", "bob"]);
+      assert.ok(got.every((m) => m.source.kind === "capsule" && m.source.name === "watcher"));
+      assert.ok(watcher().health!.successes >= 2);
+    });
+
+    await t.step("a Final reply is ignored and logged once", async () => {
+      got.length = 0;
+      const r1 = await k.bus.publish("demo.v1.loud", { q: 4 }, { ctx: ctx("alice") });
+      const r2 = await k.bus.publish("demo.v1.loud", { q: 5 }, { ctx: ctx("alice") });
+      assert.equal(r1.outcome, "delivered");
+      assert.equal(r2.outcome, "delivered");
+      await untilMs(() => got.length === 2);
+      await untilMs(() => watcher().health!.successes >= 4);
+      const warned = k.logs.filter((l) => l.startsWith('WARN Detached handler "watcher.loud"'));
+      assert.equal(warned.length, 1);
+      assert.match(warned[0], /answered final: ignored/);
+    });
+
+    await t.step("unloaded, the route reaches nobody again", async () => {
+      await k.registry.unload("watcher");
+      const r = await k.bus.publish("demo.v1.who", { q: 6 }, { ctx: ctx("alice") });
+      assert.deepEqual(
+        r.outcome === "delivered" ? [r.recipients, r.handlers] : [],
+        [0, 0],
+      );
+    });
+    listener.close();
   } finally {
     await k.close();
   }

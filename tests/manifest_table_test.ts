@@ -109,6 +109,26 @@ context = { version = "2.0.0" }
     },
   },
   {
+    name: "[subscribe] detach = true: a handler with no priority and no guard; false binds one",
+    toml: `${WASM}[subscribe]
+"llm.v1.request.generate.openai" = { wit = "opaque", handler = "generate", detach = true }
+"cache.v1.fill" = { wit = "opaque", handler = "fill", detach = false, priority = 20 }
+"user.v1.prompt" = { wit = "opaque", handler = "on_prompt" }
+`,
+    check: (m) => {
+      assert.deepEqual(
+        m.subscribe.map((s) => [s.topic, s.handler, s.priority, s.detach]),
+        [
+          ["llm.v1.request.generate.openai", "generate", undefined, true],
+          ["cache.v1.fill", "fill", 20, undefined],
+          ["user.v1.prompt", "on_prompt", 100, undefined],
+        ],
+      );
+      assert.ok(!("priority" in m.subscribe[0]) && !("guard" in m.subscribe[0]));
+      assert.ok(!("detach" in m.subscribe[1]) && !("detach" in m.subscribe[2]));
+    },
+  },
+  {
     name: "[[tool]] with a schema table and a custom handler",
     toml: `${WASM}[[tool]]
 name = "read_file"
@@ -364,6 +384,30 @@ const INVALID: Row[] = [
       `${FILE}:7: subscribe."c.d".guard: expected true or false, got the integer 0`,
     ],
     count: 2,
+  },
+  {
+    name: "[subscribe] detach without handler",
+    toml: `${WASM}[subscribe]\n"user.v1.prompt" = { wit = "opaque", detach = true }\n`,
+    errors: [
+      `${FILE}:6: subscribe."user.v1.prompt".detach: detach runs a handler apart from the publisher, but "user.v1.prompt" has no handler; add handler = "<export>", or remove detach (an ACL-only entry has none)`,
+    ],
+    count: 1,
+  },
+  {
+    name: "[subscribe] detach with priority or guard",
+    toml:
+      `${WASM}[subscribe]\n"a.b" = { wit = "x", handler = "on_ab", detach = true, priority = 50 }\n"c.d" = { wit = "x", handler = "on_cd", detach = true, guard = false }\n`,
+    errors: [
+      `${FILE}:6: subscribe."a.b".detach: a detached handler runs after delivery, so it neither orders nor guards the message, but "a.b" also sets priority; remove priority, or remove detach to bind an interceptor the publisher waits for`,
+      `${FILE}:7: subscribe."c.d".detach: a detached handler runs after delivery, so it neither orders nor guards the message, but "c.d" also sets guard; remove guard, or remove detach to bind an interceptor the publisher waits for`,
+    ],
+    count: 2,
+  },
+  {
+    name: "[subscribe] detach that is not a boolean",
+    toml: `${WASM}[subscribe]\n"a.b" = { wit = "x", handler = "on_ab", detach = "yes" }\n`,
+    errors: [`${FILE}:6: subscribe."a.b".detach: expected true or false, got "yes"`],
+    count: 1,
   },
   {
     name: "[subscribe] without a payload type, with a bad priority and a bad handler",

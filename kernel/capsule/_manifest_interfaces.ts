@@ -265,10 +265,32 @@ export function readTopics(
         `add handler = "<export>" to bind an interceptor, or remove guard (an ACL-only entry has none)`,
       );
     } else guard = e.guard;
+    let detach = false;
+    if (typeof e.detach !== "boolean") {
+      ctx.bool(e, path, "detach"); // absent: nothing; anything else: the type error
+    } else if (e.detach && handler === undefined) {
+      ctx.fail(
+        [...path, "detach"],
+        `detach runs a handler apart from the publisher, but ${q(topic)} has no handler`,
+        `add handler = "<export>", or remove detach (an ACL-only entry has none)`,
+      );
+    } else if (e.detach && (e.priority !== undefined || e.guard !== undefined)) {
+      const field = e.priority !== undefined ? "priority" : "guard";
+      ctx.fail(
+        [...path, "detach"],
+        `a detached handler runs after delivery, so it neither orders nor guards the message, but ${
+          q(topic)
+        } also sets ${field}`,
+        `remove ${field}, or remove detach to bind an interceptor the publisher waits for`,
+      );
+    } else detach = e.detach;
     out.push({
       ...common,
-      ...(handler !== undefined ? { handler, priority: priority ?? DEFAULT_HANDLER_PRIORITY } : {}),
-      ...(guard !== undefined ? { guard } : {}),
+      ...(handler !== undefined && detach ? { handler, detach: true } : {}),
+      ...(handler !== undefined && !detach
+        ? { handler, priority: priority ?? DEFAULT_HANDLER_PRIORITY }
+        : {}),
+      ...(guard !== undefined && !detach ? { guard } : {}),
     });
   }
   return out;

@@ -134,6 +134,8 @@ export function capsuleMetadata(e: RegistryEntry): JsonValue {
   out.subscribe = m.subscribe.map((s): JsonValue =>
     s.handler === undefined
       ? { topic: s.topic }
+      : s.detach
+      ? { topic: s.topic, handler: s.handler, detach: true }
       : { topic: s.topic, handler: s.handler, priority: s.priority ?? 100 }
   );
   out.tools = m.tool.map((t) => ({ name: t.name, description: t.description }));

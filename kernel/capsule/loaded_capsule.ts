@@ -9,6 +9,13 @@
  *   interceptor is skipped; the entry's `guard` says which (absent: below priority 100 is a guard).
  *   It invokes the export with the message's principal and decodes the reply into
  *   Continue / Final / Deny; a message the scope does not serve continues untouched.
+ * - A `[subscribe]` handler with `detach = true` is no interceptor: like a tool it is a routed
+ *   subscription (every principal's messages, or its own principal's in a principal scope), so
+ *   the publisher does not wait for it and the delivered publish counts it as a recipient. Each
+ *   message is invoked in the background for its principal (same context as an interceptor's),
+ *   at most `maxInFlight` at once (the rest wait in the subscription's fair queue, under its byte
+ *   budget); the reply is ignored (anything but Continue is logged once), failures are logged
+ *   and counted in the health, and lost messages (a queue over budget) are logged.
  * - A tool is a routed subscription: it runs only once every interceptor let the call through,
  *   at most `maxInFlight` calls at once per tool (the rest wait in the subscription's fair
  *   per-principal queue), and its result (or error) is published on `….result`.
@@ -29,6 +36,7 @@ import type {
   RoutedSubscription,
   Timers,
 } from "../events/mod.ts";
+import { LAGGED_TOPIC } from "../events/mod.ts";
 import { AstridError } from "../errors.ts";
 import {
   type CapsuleInvocation,
@@ -161,6 +169,8 @@ export class LoadedCapsule {
   readonly #abort = new AbortController();
   readonly #interceptors: Interceptor[] = [];
   readonly #subs: RoutedSubscription[] = [];
+  /** Detached handlers whose ignored Final or Deny was already logged. */
+  readonly #ignoredReply = new Set<string>();
   #cron: CronRunner | undefined;
   #loop: RunLoop | undefined;
   #loopState: RunLoopState = "none";
@@ -256,9 +266,16 @@ export class LoadedCapsule {
     }
     const bus = this.#deps.bus;
     const ctx = this.ownCtx;
+    const principal = this.scope.kind === "principal" ? this.scope.principal : undefined;
     for (const s of m.subscribe) {
       if (s.handler === undefined) continue;
       const handler = s.handler;
+      if (s.detach) {
+        const sub = bus.subscribe(s.topic, { ctx, principal });
+        this.#subs.push(sub);
+        void this.#pump(sub, (msg) => this.#runDetached(msg, handler));
+        continue;
+      }
       this.#interceptors.push(
         bus.intercept(s.topic, (msg, call) => this.#intercept(msg, handler, call.signal), {
           ctx,
@@ -269,7 +286,6 @@ export class LoadedCapsule {
         }),
       );
     }
-    const principal = this.scope.kind === "principal" ? this.scope.principal : undefined;
     for (const tool of m.tool) {
       const sub = bus.subscribe(`${TOOL_EXECUTE_PREFIX}.${tool.name}`, { ctx, principal });
       this.#subs.push(sub);
@@ -482,6 +498,50 @@ export class LoadedCapsule {
           error: errorText(err),
         })
       ).finally(() => slots.release());
+    }
+  }
+
+  async #runDetached(msg: BusMessage, handler: string): Promise<void> {
+    if (msg.topic === LAGGED_TOPIC) {
+      this.#deps.log.error("Detached handler lost messages: its queue was over budget", {
+        capsule: this.key,
+        handler,
+        ...(msg.payload.kind === "json" && typeof msg.payload.value === "object"
+          ? { lag: msg.payload.value }
+          : {}),
+      });
+      return;
+    }
+    if (!this.serves(msg)) return;
+    const who = `${this.name}.${handler}`;
+    let outcome: InterceptorOutcome;
+    try {
+      const reply = await this.#wasm!.invoke(handler, invocationPayload(msg), {
+        context: invocationContext(msg, this.key),
+        signal: this.#abort.signal,
+        timeoutMs: this.#deps.handlerTimeoutMs,
+      });
+      outcome = decodeInterceptorReply(reply, who);
+      this.#succeeded();
+    } catch (err) {
+      if (this.#closed) return; // unloading: aborted on purpose
+      this.#failed(err);
+      this.#deps.log.error("Detached handler failed", {
+        capsule: this.key,
+        handler,
+        topic: msg.topic,
+        principal: msg.principal,
+        code: errorCode(err),
+        error: errorText(err),
+      });
+      return;
+    }
+    if (outcome.action !== "continue" && !this.#ignoredReply.has(handler)) {
+      this.#ignoredReply.add(handler);
+      this.#deps.log.warn(
+        `Detached handler "${who}" answered ${outcome.action}: ignored, the message was delivered before it ran (logged once)`,
+        { capsule: this.key, handler, topic: msg.topic },
+      );
     }
   }
 

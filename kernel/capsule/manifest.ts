@@ -161,7 +161,7 @@ export interface SubscribeEntry {
   readonly schema?: JsonObject;
   /** The wasm export invoked for matching messages; absent for an ACL-only entry. */
   readonly handler?: string;
-  /** Interceptor priority, lower first; set (default 100) exactly when `handler` is. */
+  /** Interceptor priority, lower first; set (default 100) exactly when `handler` is, unless detached. */
   readonly priority?: number;
   /**
    * True: a failing invocation (trap, timeout, bad reply) denies the message (fails closed);
@@ -169,6 +169,13 @@ export interface SubscribeEntry {
    * says so, and only with `handler`; absent, the bus decides (a guard below priority 100).
    */
   readonly guard?: boolean;
+  /**
+   * True: the handler is not an interceptor; the publisher does not wait for it. The kernel
+   * takes each matching message once it is delivered and invokes the handler in the background
+   * for the message's principal (its reply is ignored). Only with `handler`, never with
+   * `priority` or `guard`; absent otherwise.
+   */
+  readonly detach?: true;
   /** One line on what the capsule does with it. */
   readonly description?: string;
 }

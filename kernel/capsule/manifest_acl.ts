@@ -25,6 +25,8 @@ export interface HandlerBinding {
   readonly priority: number;
   /** Where the binding was declared. */
   readonly from: "subscribe" | "tool";
+  /** True for a detached `[subscribe]` handler (run after delivery; `priority` is nominal). */
+  readonly detach?: true;
   /** The tool's name, when `from` is `tool`. */
   readonly tool?: string;
 }
@@ -57,6 +59,7 @@ export function handlerBindings(manifest: CapsuleManifest): HandlerBinding[] {
       handler: s.handler,
       priority: s.priority ?? DEFAULT_HANDLER_PRIORITY,
       from: "subscribe",
+      ...(s.detach ? { detach: true as const } : {}),
     });
   }
   for (const t of manifest.tool) {

@@ -57,7 +57,7 @@ export const MANIFEST_SCHEMA: Readonly<Record<string, readonly string[]>> = {
   "imports.*": ["version", "optional"],
   "exports.*": ["version"],
   "publish.*": ["wit", "schema", "fanout", "description"],
-  "subscribe.*": ["wit", "schema", "handler", "priority", "guard", "description"],
+  "subscribe.*": ["wit", "schema", "handler", "priority", "guard", "detach", "description"],
   tool: ["name", "description", "input_schema", "handler"],
   command: ["name", "description", "handler", "file"],
   skill: ["name", "description", "file"],

@@ -166,7 +166,8 @@ description = "A model provider that echoes the last message back, word by word"
 
 # Payloads: docs/bus_topics.md § Model calls.
 [subscribe]
-"llm.v1.request.generate.{{name}}" = { wit = "opaque", handler = "generate" }
+# detach: the caller's publish does not wait for the whole answer, so its stream is relayed live.
+"llm.v1.request.generate.{{name}}" = { wit = "opaque", handler = "generate", detach = true }
 "llm.v1.request.describe" = { wit = "opaque", handler = "describe" }
 
 [publish]

@@ -5,11 +5,12 @@
  *
  * - hit: the recorded stream is published on `llm.v1.stream.<route>` under the new request's
  *   `request_id`, then the publish is answered Final (no reservation, no provider, no cost);
- * - miss: the request is republished once on the same topic with `"cache": "fill"` while a
- *   subscription to `llm.v1.stream.<route>` records the provider's answer (the republish skips
- *   this capsule's own interceptor, so no second instance is needed); a complete, error-free
- *   stream is stored, and the original publish is answered Final;
- * - a request that already carries `cache` (ours or anyone's) passes through untouched.
+ * - miss: a subscription (own principal) to `llm.v1.stream.<route>` is opened and handed to the
+ *   detached `fill` handler on `cache.v1.fill`, and the call goes on at once (Continue): the
+ *   caller reads the provider's stream as it comes while `fill` records it and stores a
+ *   complete, error-free stream;
+ * - a request that already carries `cache` (a caller's bypass, a router's attempt) passes through
+ *   untouched.
  */
 import { env, Intercept, Invocation, ipc, kv, log, random, time } from "@astrid/sdk";
 import { items, Obj, parseIntText, quote, skipSpace, unquote } from "@astrid/sdk/llm/json";
@@ -19,12 +20,13 @@ const STREAM_PREFIX = "llm.v1.stream.";
 const LAGGED_TOPIC = "astrid.v1.event_bus.lagged";
 /** The payload field that marks a request the cache must let through. */
 const MARKER = "cache";
-/** Our own marker value: a miss being filled. */
-const FILL = "fill";
+/** Where a miss hands its subscription to the detached fill handler. */
+const FILL_TOPIC = "cache.v1.fill";
+/** The longest a fill reads, ms: under the 5-minute handler limit, so it always closes. */
+const MAX_FILL_MS: i64 = 270000;
 const ENTRY_PREFIX = "e/";
 const COUNTER_PREFIX = "c/";
 const FORMAT: i64 = 1;
-const HANDLER = ".generate";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -33,7 +35,7 @@ class Settings {
   enabled: bool = true;
   ttlMs: i64 = 3600 * 1000;
   maxEntryBytes: i64 = 1048576;
-  fillWaitMs: i64 = 1000;
+  fillWaitMs: i64 = 120000;
 
   static read(): Settings {
     const s = new Settings();
@@ -41,7 +43,7 @@ class Settings {
     s.enabled = !(on == "false" || on == "0" || on == "no" || on == "off");
     s.ttlMs = positive("TTL_SECONDS", 3600) * 1000;
     s.maxEntryBytes = positive("MAX_ENTRY_BYTES", 1048576);
-    s.fillWaitMs = positive("FILL_WAIT_MS", 1000);
+    s.fillWaitMs = positive("FILL_WAIT_MS", 120000);
     return s;
   }
 }
@@ -332,11 +334,11 @@ function idsOf(requestId: string, session: string | null, workspaceId: string | 
 
 @json
 class Answer {
-  /** `"hit"` or `"miss"`. */
+  /** Always `"hit"` (a miss answers Continue). */
   cache: string = "";
   /** The call's id. */
   request_id: string = "";
-  /** For a miss: whether the answer was stored. */
+  /** Always false (kept for callers of the earlier miss reply). */
   stored: bool = false;
 }
 
@@ -348,33 +350,15 @@ function answer(kind: string, requestId: string, stored: bool): Intercept {
   return Intercept.final<Answer>(a);
 }
 
-/** `Publish on "t" was denied by "x": reason` → [x, reason] (x empty when not in that form). */
-function deniedBy(message: string): string[] {
-  const head = 'was denied by "';
-  const at = message.indexOf(head);
-  if (at < 0) return ["", message];
-  const from = at + head.length;
-  const end = message.indexOf('": ', from);
-  if (end < 0) return ["", message];
-  return [message.substring(from, end), message.substring(end + 3)];
-}
-
-/** Whether interceptor name `by` is this capsule's generate handler (any scope). */
-function isSelf(by: string): bool {
-  if (!by.endsWith(HANDLER)) return false;
-  const key = by.substring(0, by.length - HANDLER.length);
-  return key == "cache" || key.startsWith("cache@") || key.startsWith("cache#");
-}
-
 // ---------------------------------------------------------------------------------------------
 // The model-call interceptor
 
-/** `llm.v1.request.generate.*`: hit → replay and Final; miss → fill, store, Final. */
+/** `llm.v1.request.generate.*`: hit → replay and Final; miss → start the fill, Continue. */
 @interceptor("llm.v1.request.generate.*", 50)
 function generateImpl(inv: Invocation): Intercept {
   const p = new Obj(inv.payloadJson);
   if (!p.ok) return Intercept.next(); // not ours to judge: the budget refuses it
-  if (p.raw(MARKER) !== null) return Intercept.next(); // a fill (ours) or a caller's bypass
+  if (p.raw(MARKER) !== null) return Intercept.next(); // a caller's bypass, a router's attempt
   const cfg = Settings.read();
   if (!cfg.enabled) return Intercept.next();
   if (!inv.topic.startsWith(GENERATE_PREFIX)) return Intercept.next();
@@ -415,7 +399,7 @@ function generateImpl(inv: Invocation): Intercept {
       }
     }
   }
-  return fill(inv, p, route, rid, key, hash, cfg, delta);
+  return startFill(p, route, rid, session, workspaceId, key, hash, delta);
 }
 
 /**
@@ -457,15 +441,20 @@ function replay(
   return true;
 }
 
-/** A miss: republish marked, record the provider's stream, store it when whole. */
-function fill(
-  inv: Invocation,
+/**
+ * A miss: subscribe (own principal) to the route's stream, hand the subscription to the detached
+ * `fill` handler through `cache.v1.fill`, and let the call go on (Continue) at once — the budget
+ * guard and the provider then run as without a cache, and the caller reads the provider's stream
+ * as it is produced. Counted by the fill (or here when it cannot start).
+ */
+function startFill(
   p: Obj,
   route: string,
   rid: string,
+  session: string | null,
+  workspaceId: string | null,
   key: string,
   hash: string,
-  cfg: Settings,
   delta: Stats,
 ): Intercept {
   const short = hash.substring(0, 12);
@@ -479,63 +468,84 @@ function fill(
     return Intercept.next();
   }
   const sub = subscribed.unwrap();
-  const members = inner(inv.payloadJson);
-  const marked = '{"' + MARKER + '":"' + FILL + '"' + (members.length > 0 ? "," + members : "") +
-    "}";
+  // session and workspace_id make the fill's invocation act in the caller's session and
+  // workspace (and let a workspace-scoped cache serve it).
+  const body = "{" + idsOf(rid, session, workspaceId) + ',"handle":' + sub.handle.toString() +
+    ',"key":' + quote(key) + ',"route":' + quote(route) + ',"model":' +
+    quote(p.strOr("model", "")) + "}";
   const o = new ipc.PublishOptions();
-  o.requestId = inv.requestId !== null ? inv.requestId : rid;
-  o.replyTo = inv.replyTo;
-  // Past our own interceptor: the rest of the chain (budget guard, provider) without a second
-  // instance of this capsule. The marker still tells a router's attempts to pass through.
-  o.skipOwnInterceptors = true;
-  const sent = ipc.publish(inv.topic, marked, o);
-  if (sent.isErr) {
+  o.requestId = rid;
+  const sent = ipc.publish(FILL_TOPIC, body, o);
+  if (sent.isErr || sent.unwrap().reachedNobody) {
     sub.close();
-    const e = sent.error!;
-    if (e.code == "DENIED") {
-      const parts = deniedBy(e.message);
-      if (!isSelf(parts[0])) {
-        // The budget (or another guard) refused the call: the caller sees the same refusal.
-        log.info("miss " + route + " " + short + " for " + rid + " denied: " + parts[1]);
-        delta.misses++;
-        delta.skipped++;
-        bump(delta);
-        return Intercept.deny(parts[1]);
-      }
-    }
-    // Any other refusal of the republish: let the call through uncached.
-    log.warn("miss " + route + " " + short + " for " + rid + " passed through uncached: " +
-      e.toString());
+    log.warn("miss " + route + " " + short + " for " + rid + " not cached: cannot start its fill" +
+      (sent.isErr ? ": " + sent.error!.toString() : " (nothing took " + FILL_TOPIC + ")"));
     delta.misses++;
     delta.skipped++;
-    bump(delta);
+  }
+  bump(delta); // an expired entry found on the way; the fill counts the miss itself
+  return Intercept.next();
+}
+
+/** Whether bus source `kind:name` is this capsule in some scope (`cache`, `cache@p`, `cache#w`). */
+function fromCache(source: string): bool {
+  const head = "capsule:cache";
+  if (!source.startsWith(head)) return false;
+  if (source.length == head.length) return true;
+  const c = source.charCodeAt(head.length);
+  return c == 64 || c == 35; // "@" or "#"
+}
+
+/**
+ * `cache.v1.fill` (detached: runs after the miss's interceptor returned): reads the stream of
+ * the call from the subscription the interceptor opened, until `final`, `error`, or
+ * `FILL_WAIT_MS` without a message of the call (the first one included: model latency); stores
+ * a complete, error-free stream; always closes the subscription; reports on
+ * `cache.v1.response.fill`.
+ */
+@interceptor("cache.v1.fill")
+function fillImpl(inv: Invocation): Intercept {
+  if (!fromCache(inv.source)) {
+    // Only this capsule's own miss names a handle of its table: anyone else's is refused.
+    log.warn("ignored " + FILL_TOPIC + " from " + inv.source + ": only the cache starts a fill");
     return Intercept.next();
   }
-
-  // The providers answer inside the publish, so their stream is queued by now; a provider that
-  // streams later gets FILL_WAIT_MS between messages. No subscriber and no capsule handler took
-  // the republish: no provider serves the route, no wait.
-  const published = sent.unwrap();
+  const p = new Obj(inv.payloadJson);
+  const handle = p.int("handle", 0);
+  const key = p.strOr("key", "");
+  const route = p.strOr("route", "");
+  const rid = p.strOr("request_id", "");
+  if (handle <= 0 || handle > <i64>u32.MAX_VALUE || !key.startsWith(ENTRY_PREFIX) ||
+    route.length == 0 || rid.length == 0) {
+    log.warn("malformed " + FILL_TOPIC + " request ignored: " + inv.payloadJson.substring(0, 200));
+    return Intercept.next();
+  }
+  const sub = new ipc.Subscription(<u32>handle, STREAM_PREFIX + route);
+  const cfg = Settings.read();
+  const short = key.substring(ENTRY_PREFIX.length, ENTRY_PREFIX.length + 12);
   const events: string[] = [];
   let bytes: i64 = 0;
-  let state = "incomplete"; // complete | error | too_big | lagged | incomplete | no_provider
-  if (published.reachedNobody) {
-    state = "no_provider";
-  }
-  let deadline = <i64>time.nowMs() + cfg.fillWaitMs;
+  let heard = false;
+  let state = "incomplete"; // complete | error | too_big | lagged | incomplete | no_answer
+  const started = <i64>time.nowMs();
+  let deadline = started + cfg.fillWaitMs;
   while (state == "incomplete") {
-    let msg: ipc.Message | null = null;
-    const polled = sub.poll();
-    if (polled.isErr) break;
-    msg = polled.unwrap();
-    if (msg === null) {
-      const left = deadline - <i64>time.nowMs();
-      if (left <= 0) break;
-      const got = sub.recv(<u32>left);
-      if (got.isErr) break;
-      msg = got.unwrap();
+    const now = <i64>time.nowMs();
+    let left = deadline - now;
+    const total = started + MAX_FILL_MS - now; // stay under the handler limit: always close
+    if (total < left) left = total;
+    if (left <= 0) {
+      if (!heard) state = "no_answer";
+      break;
     }
-    const m = msg!;
+    const got = sub.recv(<u32>left);
+    if (got.isErr) {
+      if (got.error!.code == "TIMEOUT") continue; // the deadline ends the loop
+      log.warn("miss " + route + " " + short + " for " + rid + ": cannot read the stream: " +
+        got.error!.toString());
+      break;
+    }
+    const m = got.unwrap();
     if (m.topic == LAGGED_TOPIC) {
       state = "lagged";
       break;
@@ -544,6 +554,7 @@ function fill(
     let id = body.str("request_id");
     if (id === null) id = m.requestId;
     if (id === null || id! != rid) continue;
+    heard = true;
     deadline = <i64>time.nowMs() + cfg.fillWaitMs;
     const type = body.strOr("type", "");
     if (type == "error") {
@@ -563,8 +574,10 @@ function fill(
     }
     if (m.endOfStream) break;
   }
-  sub.close();
+  const closed = sub.close();
+  if (closed.isErr) log.warn("Cannot close the fill's subscription: " + closed.error!.toString());
 
+  const delta = new Stats();
   delta.misses++;
   let stored = false;
   if (state == "complete") {
@@ -587,7 +600,17 @@ function fill(
   bump(delta);
   log.info("miss " + route + " " + short + " for " + rid + ": " +
     (stored ? "stored " + events.length.toString() + " messages" : "not stored (" + state + ")"));
-  return answer("miss", rid, stored);
+  const o = new ipc.PublishOptions();
+  o.requestId = rid;
+  const done = ipc.publish(
+    "cache.v1.response.fill",
+    "{" + idsOf(rid, p.str("session"), p.str("workspace_id")) + ',"route":' + quote(route) +
+      ',"state":' + quote(state) + ',"stored":' + (stored ? "true" : "false") + ',"messages":' +
+      events.length.toString() + "}",
+    o,
+  );
+  if (done.isErr) log.warn("Cannot report the fill: " + done.error!.toString());
+  return Intercept.next();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -487,7 +487,8 @@ function callModel(
       const e = new ObjectScan(rawOr(p, "error", "{}"));
       const kind = str(e, "kind", "provider");
       const message = str(e, "message", "The provider failed");
-      return new Failure(kind.startsWith("provider") || kind == "cancelled" ? kind : "provider", message);
+      const known = kind.startsWith("provider") || kind == "cancelled" || kind == "budget_exhausted";
+      return new Failure(known ? kind : "provider", message);
     } else if (type == "usage") {
       running = msg!.jsonText; // a running count; the final's usage, when present, replaces it
     } else if (type == "final") {

@@ -2,7 +2,9 @@
  * router: answers `llm.v1.request.generate.router` by republishing the model call to a provider
  * route chosen by a rule (model, prompt size, cost, or a fixed order), relaying that route's
  * stream on `llm.v1.stream.router` under the caller's request_id, and falling back to the next
- * route when an attempt fails before any output (`docs/capsules/router.md`).
+ * route when an attempt fails before any output (`docs/capsules/router.md`). The generate handler
+ * is detached (`detach = true`): the caller's publish returns at once and the chosen attempt's
+ * stream is relayed while the provider produces it.
  */
 import { Intercept, Invocation, ipc, log } from "@astrid/sdk";
 import { isJsonObject, Obj, quote } from "@astrid/sdk/llm/json";
@@ -86,7 +88,11 @@ class Attempt {
   }
 }
 
-/** The request as republished: `request_id` and (when `model` is given) `model` replaced. */
+/**
+ * The request as republished: `request_id` and (when `model` is given) `model` replaced, and
+ * `"cache": "router"` added when the caller sent no `cache` field — a cache in front of the
+ * router already records the call on the router's own route, so the attempts pass through it.
+ */
 function rewriteRequest(p: Obj, requestId: string, model: string): string {
   let out = "{";
   let hasModel = false;
@@ -106,6 +112,7 @@ function rewriteRequest(p: Obj, requestId: string, model: string): string {
   if (!hasModel && model.length > 0) {
     out += (out.length > 1 ? "," : "") + '"model":' + quote(model);
   }
+  if (p.raw("cache") === null) out += (out.length > 1 ? "," : "") + '"cache":"router"';
   return out + "}";
 }
 
@@ -166,9 +173,10 @@ function attempt(
     return a.fail(e.code == "DENIED" ? "denied" : "internal", e.message);
   }
   const published = sent.unwrap();
-  // Provider handlers run inside the publish, so their stream is already queued; nothing
-  // queued and no recipient at all means no provider serves the route.
-  let wait = s.attemptTimeoutMs;
+  // Providers are detached: the publish returns at once and the stream follows as the model
+  // produces it, so the first message may take the model's latency (FIRST_TOKEN_TIMEOUT_MS);
+  // later ones come ATTEMPT_TIMEOUT_MS apart at most.
+  let wait = s.firstTokenTimeoutMs;
   // `reachedNobody`: no subscriber and no capsule handler took it — decided at once, but a
   // short wait still lets a stream published from elsewhere arrive.
   const nobody = published.reachedNobody;
@@ -323,14 +331,22 @@ function generateImpl(inv: Invocation): Intercept {
     summary += (i > 0 ? "; " : "") + failed[i].route + " (" + failed[i].kind + "): " +
       failed[i].message;
   }
-  if (denied == failed.length) {
-    // Every route refused the call itself (the kernel's budget guard): refuse it the same way,
-    // so the caller sees what it would see without a router.
-    return Intercept.deny("Every route refused the model call: " + summary);
-  }
   let attempts = ',"attempts":[';
   for (let i = 0; i < failed.length; i++) attempts += (i > 0 ? "," : "") + failed[i].json();
   attempts += "]";
+  if (denied == failed.length) {
+    // Every route refused the call itself (the kernel's budget guard). The caller's publish
+    // returned long ago (this handler is detached), so the refusal ends the stream instead,
+    // with the kind the caller would have given a Deny.
+    const message = "Every route refused the model call: " + summary;
+    log.warn("model call " + call.requestId + " refused: " + message);
+    call.send(
+      call.head("error") + ',"route":"' + ROUTE + '","error":{"kind":"budget_exhausted",' +
+        '"message":' + quote(message) + attempts + "}}",
+      true,
+    );
+    return Intercept.next();
+  }
   call.error(
     (failed.length == 1 ? "The only route failed: " : "All " + failed.length.toString() +
       " routes failed: ") + summary,

@@ -10,6 +10,8 @@ import { items, Obj } from "@astrid/sdk/llm/json";
 export const ROUTE = "router";
 const DEFAULT_ROUTES = "anthropic,openai";
 const DEFAULT_ATTEMPT_TIMEOUT_MS: i64 = 30000;
+/** The providers' own idle timeout: a model may take this long to send anything at all. */
+const DEFAULT_FIRST_TOKEN_TIMEOUT_MS: i64 = 120000;
 const DEFAULT_SMALL_MAX_TOKENS: i64 = 4000;
 
 // ---------------------------------------------------------------------------------------------
@@ -94,6 +96,7 @@ export class Settings {
   smallRoute: string = "";
   largeRoute: string = "";
   attemptTimeoutMs: i64 = DEFAULT_ATTEMPT_TIMEOUT_MS;
+  firstTokenTimeoutMs: i64 = DEFAULT_FIRST_TOKEN_TIMEOUT_MS;
 
   static read(): Settings {
     const s = new Settings();
@@ -117,6 +120,8 @@ export class Settings {
     s.largeRoute = env.getOr("LARGE_ROUTE", "").trim();
     s.attemptTimeoutMs = whole("ATTEMPT_TIMEOUT_MS", DEFAULT_ATTEMPT_TIMEOUT_MS);
     if (s.attemptTimeoutMs < 1) s.attemptTimeoutMs = DEFAULT_ATTEMPT_TIMEOUT_MS;
+    s.firstTokenTimeoutMs = whole("FIRST_TOKEN_TIMEOUT_MS", DEFAULT_FIRST_TOKEN_TIMEOUT_MS);
+    if (s.firstTokenTimeoutMs < 1) s.firstTokenTimeoutMs = DEFAULT_FIRST_TOKEN_TIMEOUT_MS;
     return s;
   }
 }
