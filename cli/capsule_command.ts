@@ -1,7 +1,7 @@
 /**
  * `astrid capsule <subcommand>`: a table of subcommands, each loaded on demand like the
  * top-level verbs. Managing installs (`install`, `list`, `tree`, `update`, `remove`) lives in
- * `capsule_*.ts`; authoring (`new`, `test`) in `capsule_new_command.ts` and
+ * `capsule_*.ts`, trusting workspace capsules (`trust`, `untrust`) in `capsule_trust.ts`; authoring (`new`, `test`) in `capsule_new_command.ts` and
  * `capsule_test_command.ts`, over the SDK (`sdk/build/`, `sdk/testing/`).
  *
  * @module
@@ -19,6 +19,15 @@ interface Subcommand {
   load: () => Promise<VerbRun>;
 }
 
+/**
+ * Imports `name` from the module `file` on demand, the specifier computed as `run_cli.ts`'s
+ * `loadVerb` does (a string-literal dynamic import is pre-resolved with all it imports).
+ */
+async function loadSubcommand(file: string, name: string): Promise<VerbRun> {
+  const mod = await import(new URL(file, import.meta.url).href) as Record<string, unknown>;
+  return mod[name] as VerbRun;
+}
+
 const SUBCOMMANDS: Record<string, Subcommand> = {
   install: {
     args: "PATH|ARCHIVE [--principal P] [--workspace] [--env K=V] [--yes]",
@@ -27,7 +36,8 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
   },
   list: {
     args: "[--principal P] [--verbose] [--json]",
-    summary: "List installed capsules (name, version, hash, scope; capabilities with --verbose)",
+    summary:
+      "List installed capsules (name, version, hash, scope, workspace trust; capabilities with --verbose)",
     load: async () => (await import("./capsule_list.ts")).runCapsuleList,
   },
   tree: {
@@ -44,6 +54,16 @@ const SUBCOMMANDS: Record<string, Subcommand> = {
     args: "NAME [--principal P] [--workspace] [--force] [--keep-env]",
     summary: "Remove a capsule (refused while others depend on it, unless --force)",
     load: async () => (await import("./capsule_remove.ts")).runCapsuleRemove,
+  },
+  trust: {
+    args: "NAME [--yes]",
+    summary: "Trust a workspace capsule as it is now so the daemon loads it (asks unless --yes)",
+    load: () => loadSubcommand("./capsule_trust.ts", "runCapsuleTrust"),
+  },
+  untrust: {
+    args: "NAME",
+    summary: "Withdraw the trust in a workspace capsule; the daemon unloads it",
+    load: () => loadSubcommand("./capsule_trust.ts", "runCapsuleUntrust"),
   },
   new: {
     args: "NAME [--template tool|interceptor|provider|run-loop] [--dir DIR] [--force]",

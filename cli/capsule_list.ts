@@ -1,21 +1,28 @@
 /**
  * `astrid capsule list [--verbose] [--json]` and `astrid capsule tree`: the capsules installed
  * for a principal and in the current workspace, and the graph of their imports and exports.
- * Both read install records only; neither needs the daemon.
+ * Both read install records only; neither needs the daemon. `list` marks each workspace capsule
+ * `trusted`, `untrusted` or `changed` (since it was trusted), from the operator's decisions in
+ * the state database (`StoreWorkspaceTrust`, read only when there are workspace capsules).
  *
  * @module
  */
+import { join } from "node:path";
 import {
   type CapabilitiesSection,
   type CapsuleManifest,
   type DiscoveredCapsule,
   effectiveExports,
   interfaceMatches,
+  StoreWorkspaceTrust,
   toposortCapsules,
+  type TrustRecord,
+  trustSubject,
   VersionRange,
 } from "../kernel/capsule/mod.ts";
+import { SqliteStore } from "../kernel/storage/mod.ts";
 import { parseVerbArgs } from "./args.ts";
-import { openTarget, shortHash, visibleCapsules } from "./capsule_scope.ts";
+import { type CapsuleTarget, openTarget, shortHash, visibleCapsules } from "./capsule_scope.ts";
 import { UsageError } from "./errors.ts";
 import type { CliIo } from "./io.ts";
 
@@ -54,7 +61,63 @@ export function capabilityItems(c: CapabilitiesSection): string[] {
   return out;
 }
 
-function engines(m: CapsuleManifest): string[] {
+/** A workspace capsule's trust, as `list` and `trust` show it. */
+export interface TrustState {
+  /** The workspace id (`.astrid/workspace-id`), when the workspace has one yet. */
+  readonly workspaceId: string | undefined;
+  /** `blake3:<hex>` of the record's manifest text. */
+  readonly manifestHash: string;
+  /** `trusted`, `changed` (trusted, but another manifest or binary) or `untrusted`. */
+  readonly trust: "trusted" | "changed" | "untrusted";
+  /** The operator's decision, when there is one. */
+  readonly decision?: TrustRecord;
+}
+
+/**
+ * The trust state of each workspace capsule of `capsules` (by name), from the decisions of the
+ * target's workspace in the state database; the database is not opened (nor created) when no
+ * capsule is a workspace one.
+ */
+export async function workspaceTrustStates(
+  target: CapsuleTarget,
+  capsules: readonly DiscoveredCapsule[],
+): Promise<Map<string, TrustState>> {
+  const out = new Map<string, TrustState>();
+  const ws = capsules.filter((c) => c.scope === "workspace");
+  if (ws.length === 0) return out;
+  const id = await Deno.readTextFile(join(target.workspace, ".astrid", "workspace-id"))
+    .then((t) => t.trim(), () => undefined);
+  const decisions = id === undefined ? [] : await trustDecisions(target, id);
+  for (const c of ws) {
+    const subject = trustSubject(id ?? "-", c);
+    const decision = decisions.find((d) => d.name === c.name);
+    out.set(c.name, {
+      workspaceId: id,
+      manifestHash: subject.manifestHash,
+      trust: decision === undefined
+        ? "untrusted"
+        : decision.manifestHash === subject.manifestHash && decision.wasmHash === subject.wasmHash
+        ? "trusted"
+        : "changed",
+      ...(decision === undefined ? {} : { decision }),
+    });
+  }
+  return out;
+}
+
+async function trustDecisions(target: CapsuleTarget, workspaceId: string): Promise<TrustRecord[]> {
+  const path = target.home.statePath;
+  if (!await Deno.stat(path).then(() => true, () => false)) return [];
+  const store = await SqliteStore.open(path);
+  try {
+    return await new StoreWorkspaceTrust(store).list(workspaceId);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The engines a manifest uses (`wasm`, `mcp`, `static`). */
+export function capsuleEngines(m: CapsuleManifest): string[] {
   const out: string[] = [];
   if (m.wasm) out.push("wasm");
   if (m.mcp_server.length > 0) out.push("mcp");
@@ -64,7 +127,7 @@ function engines(m: CapsuleManifest): string[] {
   return out;
 }
 
-function row(c: DiscoveredCapsule) {
+function row(c: DiscoveredCapsule, trust: TrustState | undefined) {
   const m = c.manifest;
   return {
     name: c.name,
@@ -74,12 +137,13 @@ function row(c: DiscoveredCapsule) {
     description: m.package.description ?? null,
     source: c.meta.source,
     installed_at: c.meta.installed_at,
-    engines: engines(m),
+    engines: capsuleEngines(m),
     capabilities: capabilityItems(m.capabilities),
     imports: m.imports.map((i) => ({ id: i.id, version: i.version, optional: i.optional })),
     exports: m.exports.map((e) => ({ id: e.id, version: e.version })),
     tools: m.tool.map((t) => t.name),
     env: m.env.map((f) => ({ name: f.name, type: f.type, required: f.required })),
+    ...(trust === undefined ? {} : { trust: trust.trust, manifest_hash: trust.manifestHash }),
   };
 }
 
@@ -98,11 +162,14 @@ export async function runCapsuleList(args: string[], io: CliIo): Promise<number>
   if (positionals.length > 0) throw new UsageError("capsule", "capsule list takes no arguments");
   const target = await openTarget(values);
   const found = await visibleCapsules(target);
+  const trust = await workspaceTrustStates(target, found.capsules);
   if (values.json) {
+    const id = [...trust.values()][0]?.workspaceId;
     io.out(JSON.stringify({
       principal: target.principal,
       workspace: target.workspace,
-      capsules: found.capsules.map(row),
+      ...(id === undefined ? {} : { workspace_id: id }),
+      capsules: found.capsules.map((c) => row(c, trust.get(c.name))),
       shadowed: found.shadowed.map((c) => ({ name: c.name, scope: c.scope, dir: c.dir })),
       problems: found.problems.map((p) => ({ dir: p.dir, scope: p.scope, error: p.error.message })),
     }));
@@ -111,20 +178,24 @@ export async function runCapsuleList(args: string[], io: CliIo): Promise<number>
   if (found.capsules.length === 0) {
     io.out(`No capsules installed for principal ${target.principal} or in ${target.workspace}`);
   } else {
+    // The TRUST column appears when the workspace has capsules of its own.
+    const withTrust = trust.size > 0;
     const rows = found.capsules.map((c) => [
       c.name,
       c.manifest.package.version,
       shortHash(c.meta.wasm_hash),
       c.scope,
+      ...(withTrust ? [trust.get(c.name)?.trust ?? "-"] : []),
     ]);
-    const head = ["NAME", "VERSION", "HASH", "SCOPE"];
+    const head = ["NAME", "VERSION", "HASH", "SCOPE", ...(withTrust ? ["TRUST"] : [])];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const fmt = (r: string[]) => r.map((v, i) => v.padEnd(widths[i])).join("  ").trimEnd();
     io.out(fmt(head));
     for (const [i, c] of found.capsules.entries()) {
       io.out(fmt(rows[i]));
       if (!values.verbose) continue;
-      const r = row(c);
+      const t = trust.get(c.name);
+      const r = row(c, t);
       const m = c.manifest;
       if (r.description) io.out(`    ${r.description}`);
       io.out(`    engines: ${r.engines.join(", ") || "none"}`);
@@ -150,12 +221,37 @@ export async function runCapsuleList(args: string[], io: CliIo): Promise<number>
         );
       }
       io.out(`    hash: ${c.meta.wasm_hash ?? "none (no module)"}`);
+      if (t !== undefined) {
+        io.out(`    manifest: ${t.manifestHash}`);
+        io.out(
+          `    trust: ${t.trust}${
+            t.decision === undefined
+              ? " (astrid capsule trust " + c.name + " to load it)"
+              : ` (by ${t.decision.by} at ${new Date(t.decision.trustedAt).toISOString()}${
+                t.trust === "changed"
+                  ? `; it pinned manifest ${t.decision.manifestHash}, wasm ${
+                    t.decision.wasmHash ?? "none"
+                  }`
+                  : ""
+              })`
+          }`,
+        );
+      }
       io.out(`    source: ${c.meta.source}`);
       io.out(`    installed: ${c.meta.installed_at}`);
     }
   }
   for (const s of found.shadowed) {
     io.err(`note: the workspace's ${s.name} is hidden by the principal's capsule of that name`);
+  }
+  for (const [name, t] of trust) {
+    if (t.trust === "untrusted") {
+      io.err(`note: workspace capsule ${name} is untrusted: astrid capsule trust ${name} loads it`);
+    } else if (t.trust === "changed") {
+      io.err(
+        `warning: workspace capsule ${name} changed since it was trusted: it does not load until trusted again (astrid capsule trust ${name})`,
+      );
+    }
   }
   for (const p of found.problems) io.err(`warning: ${p.error.message}`);
   return 0;

@@ -53,7 +53,8 @@ const VERBS: Record<string, Verb> = {
     load: () => loadVerb("./diff_command.ts", "runDiscard"),
   },
   capsule: {
-    summary: "Create, test and manage capsules (new, test, install, list, tree, update, remove)",
+    summary:
+      "Create, test and manage capsules (new, test, install, list, tree, update, remove, trust, untrust)",
     load: () => loadVerb("./capsule_command.ts", "runCapsule"),
   },
   init: {

@@ -589,6 +589,19 @@ export class ClientConnection {
     }
   }
 
+  /**
+   * A management request's params with the connection's bound workspace as `workspace_id`
+   * (replacing the client's): requests that act on a workspace (trust, prompt context) act on
+   * the one this session is bound to, as a publish does.
+   */
+  #withWorkspace(params: JsonValue | undefined): JsonValue {
+    const p = params ?? {};
+    if (this.#workspace === undefined || typeof p !== "object" || p === null || Array.isArray(p)) {
+      return p;
+    }
+    return { ...p, workspace_id: this.#workspace.id };
+  }
+
   async #management(
     request: ManagementRequest,
     params: JsonValue | undefined,
@@ -606,7 +619,7 @@ export class ClientConnection {
     try {
       reply = await this.#host.bus.request(
         `${MANAGEMENT_TOPIC_PREFIX}.${ManagementRequest[request]}`,
-        params ?? {},
+        this.#withWorkspace(params),
         { ctx: this.#ctx(), timeoutMs: MANAGEMENT_TIMEOUT_MS },
       );
     } catch (err) {

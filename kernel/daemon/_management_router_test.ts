@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
 import type { AuditInput, AuditLog } from "../audit/mod.ts";
 import { ManualClock } from "../clock.ts";
-import { EventBus } from "../events/mod.ts";
+import { EventBus, type JsonValue } from "../events/mod.ts";
 import { DEFAULT_PRINCIPAL, principalId } from "../identity/mod.ts";
-import { type CapsuleHost, EmptyCapsuleHost, type PromptContextSource } from "./capsule_host.ts";
+import {
+  type CapsuleHost,
+  EmptyCapsuleHost,
+  type PromptContextSource,
+  type TrustDecisionWire,
+  type WorkspaceCapsuleWire,
+  type WorkspaceTrustHost,
+} from "./capsule_host.ts";
 import { DaemonLog } from "./_daemon_log.ts";
 import { managementRequest, ManagementRouter } from "./_management_router.ts";
 import type { DaemonStatusWire } from "./protocol.ts";
@@ -227,6 +234,333 @@ Deno.test("ManagementRouter answers get_prompt_context in the asker's view", asy
     });
   } finally {
     router.stop();
+    bus.close();
+  }
+});
+
+const HASH_A = `blake3:${"a".repeat(64)}`;
+const HASH_B = `blake3:${"b".repeat(64)}`;
+const HASH_W = `blake3:${"c".repeat(64)}`;
+
+/** A host with one workspace `w-1` holding capsule `notes`, trust kept in memory. */
+function trustHost() {
+  const decisions = new Map<string, TrustDecisionWire>();
+  const calls: string[] = [];
+  const disk = { manifest_hash: HASH_A, wasm_hash: HASH_W as string | null };
+  let loaded = false;
+  const installed = (ws: string): WorkspaceCapsuleWire => {
+    const d = decisions.get(`${ws}/notes`);
+    return {
+      workspace_id: ws,
+      name: "notes",
+      version: "0.1.0",
+      ...disk,
+      trust: d === undefined
+        ? "untrusted"
+        : d.manifest_hash === disk.manifest_hash && d.wasm_hash === disk.wasm_hash
+        ? "trusted"
+        : "changed",
+      state: loaded ? "loaded" : "untrusted",
+    };
+  };
+  const workspaceTrust: WorkspaceTrustHost = {
+    knows: (ws) => ws === "w-1",
+    inspect: (ws, name) => {
+      const decision = decisions.get(`${ws}/${name}`);
+      return Promise.resolve({
+        ...(name === "notes" ? { installed: installed(ws) } : {}),
+        ...(decision === undefined ? {} : { decision }),
+      });
+    },
+    trust: (c, options = {}) => {
+      calls.push(`trust ${c.workspace_id}/${c.name}`);
+      const d = {
+        manifest_hash: c.manifest_hash,
+        wasm_hash: c.wasm_hash,
+        trusted_at: 7,
+        by: options.by ?? "operator",
+      };
+      decisions.set(`${c.workspace_id}/${c.name}`, d);
+      return Promise.resolve(d);
+    },
+    untrust: (ws, name) => {
+      calls.push(`untrust ${ws}/${name}`);
+      return Promise.resolve(decisions.delete(`${ws}/${name}`));
+    },
+    reloadWorkspace: (ws) => {
+      calls.push(`reload ${ws}`);
+      const d = decisions.get(`${ws}/notes`);
+      loaded = d !== undefined && d.manifest_hash === disk.manifest_hash &&
+        d.wasm_hash === disk.wasm_hash;
+      return Promise.resolve(
+        loaded
+          ? { loaded: ["notes#w-1"], failed: [] }
+          : { loaded: [], failed: [{ name: "notes#w-1", error: "untrusted: not trusted" }] },
+      );
+    },
+  };
+  const host: CapsuleHost = Object.assign(new EmptyCapsuleHost(), { workspaceTrust });
+  return { host, calls, decisions, disk };
+}
+
+type Reply = {
+  kind: "json";
+  value: {
+    ok: boolean;
+    result?: Record<string, unknown>;
+    error?: { code: string; message: string; data?: Record<string, unknown> };
+  };
+};
+
+Deno.test("ManagementRouter TrustCapsule and UntrustCapsule", async (t) => {
+  const { host, calls, decisions, disk } = trustHost();
+  const { bus, router, audited, clock } = setup(host);
+  const announced: unknown[] = [];
+  const seen = bus.listen("astrid.v1.capsules_loaded", (m) => void announced.push(m.payload));
+  const from = (kind: "client" | "capsule" | "kernel", name: string) =>
+  async (
+    topic: string,
+    params: Record<string, unknown>,
+  ): Promise<Reply> =>
+    (await bus.request(`astrid.v1.request.${topic}`, params as JsonValue, {
+      ctx: { principal: DEFAULT_PRINCIPAL, source: { kind, name } },
+      timeoutMs: 1_000,
+    })).payload as unknown as Reply;
+  const client = from("client", "c-1");
+  bus.setAcl("mole", { publish: ["astrid.v1.request.*"], subscribe: [] });
+  const capsule = from("capsule", "mole");
+  try {
+    await t.step("a capsule is refused with FORBIDDEN, and the refusal is audited", async () => {
+      const r = await capsule("trust_capsule", { name: "notes", workspace_id: "w-1" });
+      assert.equal(r.value.ok, false);
+      assert.equal(r.value.error?.code, "FORBIDDEN");
+      assert.deepEqual(r.value.error?.data, { request: "TrustCapsule", via: "capsule:mole" });
+      assert.deepEqual(calls, [], "nothing trusted, nothing reloaded");
+      assert.equal(audited.length, 1);
+      const e = audited[0];
+      assert.equal(e.action, "capsule.trust");
+      assert.equal(e.decision, "denied");
+      assert.equal(e.resource, "capsule:w-1/notes");
+      assert.equal(e.layer, "management");
+      assert.equal(e.rule, "operator_only");
+      assert.equal(e.decider, "policy");
+      assert.deepEqual(JSON.parse(e.details!), {
+        via: "capsule:mole",
+        name: "notes",
+        workspace_id: "w-1",
+      });
+      const u = await capsule("untrust_capsule", { name: "notes", workspace_id: "w-1" });
+      assert.equal(u.value.error?.code, "FORBIDDEN");
+      assert.equal(audited[1].action, "capsule.untrust");
+      assert.equal(audited[1].decision, "denied");
+    });
+
+    await t.step("a kernel component is refused too: only a client connection", async () => {
+      const out = await router.handle("TrustCapsule", { name: "notes", workspace_id: "w-1" }, {
+        principal: DEFAULT_PRINCIPAL,
+        via: "kernel:test",
+      });
+      assert.equal(out.ok ? "ok" : out.error.code, "FORBIDDEN");
+      assert.deepEqual(calls, []);
+    });
+
+    await t.step("malformed params are INVALID_PARAMS, unaudited", async () => {
+      const before = audited.length;
+      for (
+        const [params, field] of [
+          [{ workspace_id: "w-1" }, "name"],
+          [{ name: "../x", workspace_id: "w-1" }, "name"],
+          [{ name: "notes" }, "workspace_id"],
+          [{ name: "notes", workspace_id: "../w" }, "workspace_id"],
+          [{ name: "notes", workspace_id: "w-1", manifest_hash: "md5:1" }, "manifest_hash"],
+        ] as const
+      ) {
+        const r = await client("trust_capsule", params);
+        assert.equal(r.value.error?.code, "INVALID_PARAMS", JSON.stringify(params));
+        assert.equal(r.value.error?.data?.field, field);
+      }
+      assert.equal(audited.length, before);
+    });
+
+    await t.step("an unknown workspace or capsule is NOT_FOUND", async () => {
+      const w = await client("trust_capsule", { name: "notes", workspace_id: "w-2" });
+      assert.equal(w.value.error?.code, "NOT_FOUND");
+      assert.match(w.value.error!.message, /Workspace "w-2" is not known to the daemon/);
+      const c = await client("trust_capsule", { name: "weather", workspace_id: "w-1" });
+      assert.equal(c.value.error?.code, "NOT_FOUND");
+      assert.match(c.value.error!.message, /No workspace capsule "weather" is installed/);
+      assert.deepEqual(calls, []);
+    });
+
+    await t.step("hashes that differ from the record on disk are refused", async () => {
+      const before = audited.length;
+      const r = await client("trust_capsule", {
+        name: "notes",
+        workspace_id: "w-1",
+        manifest_hash: HASH_B,
+      });
+      assert.equal(r.value.error?.code, "INVALID_PARAMS");
+      assert.match(r.value.error!.message, /changed since it was shown: manifest_hash is/);
+      assert.equal(audited.length, before);
+      assert.deepEqual(calls, []);
+    });
+
+    await t.step(
+      "a client's TrustCapsule is audited with the pinned hashes, then reloads",
+      async () => {
+        audited.length = 0;
+        announced.length = 0;
+        const r = await client("trust_capsule", {
+          name: "notes",
+          workspace_id: "w-1",
+          manifest_hash: HASH_A,
+          wasm_hash: HASH_W,
+        });
+        assert.equal(r.value.ok, true, JSON.stringify(r.value.error));
+        assert.deepEqual(calls, ["trust w-1/notes", "reload w-1"]);
+        assert.equal(audited.length, 1);
+        const e = audited[0];
+        assert.equal(e.action, "capsule.trust");
+        assert.equal(e.decision, "allowed");
+        assert.equal(e.resource, "capsule:w-1/notes");
+        assert.equal(e.layer, "management");
+        assert.equal(e.rule, "TrustCapsule");
+        assert.equal(e.decider, "operator");
+        assert.deepEqual(JSON.parse(e.details!), {
+          via: "client:c-1",
+          workspace_id: "w-1",
+          name: "notes",
+          version: "0.1.0",
+          manifest_hash: HASH_A,
+          wasm_hash: HASH_W,
+        });
+        const result = r.value.result!;
+        assert.deepEqual(result.trusted, {
+          manifest_hash: HASH_A,
+          wasm_hash: HASH_W,
+          trusted_at: 7,
+          by: "operator",
+        });
+        assert.equal((result.capsule as WorkspaceCapsuleWire).trust, "trusted");
+        assert.equal((result.capsule as WorkspaceCapsuleWire).state, "loaded");
+        assert.deepEqual(result.reload, { loaded: ["notes#w-1"], failed: [] });
+        assert.deepEqual(announced, [{ kind: "json", value: { capsules: ["notes#w-1"] } }]);
+      },
+    );
+
+    await t.step(
+      "a changed record reads as changed; trusting again pins the new hashes",
+      async () => {
+        disk.manifest_hash = HASH_B;
+        const v = await host.workspaceTrust!.inspect("w-1", "notes");
+        assert.equal(v.installed?.trust, "changed");
+        const r = await client("trust_capsule", { name: "notes", workspace_id: "w-1" });
+        assert.equal(r.value.ok, true);
+        assert.equal(decisions.get("w-1/notes")?.manifest_hash, HASH_B);
+        assert.equal(JSON.parse(audited.at(-1)!.details!).manifest_hash, HASH_B);
+      },
+    );
+
+    await t.step("UntrustCapsule is audited with what was trusted, then reloads", async () => {
+      calls.length = 0;
+      audited.length = 0;
+      const r = await client("untrust_capsule", { name: "notes", workspace_id: "w-1" });
+      assert.equal(r.value.ok, true);
+      assert.deepEqual(calls, ["untrust w-1/notes", "reload w-1"]);
+      assert.equal(r.value.result!.revoked, true);
+      assert.equal((r.value.result!.capsule as WorkspaceCapsuleWire).trust, "untrusted");
+      assert.equal(audited.length, 1);
+      assert.equal(audited[0].action, "capsule.untrust");
+      assert.equal(audited[0].resource, "capsule:w-1/notes");
+      assert.equal(audited[0].decider, "operator");
+      assert.deepEqual(JSON.parse(audited[0].details!), {
+        via: "client:c-1",
+        workspace_id: "w-1",
+        name: "notes",
+        manifest_hash: HASH_B,
+        wasm_hash: HASH_W,
+      });
+    });
+
+    await t.step("untrusting what is not trusted changes nothing and is not audited", async () => {
+      calls.length = 0;
+      const r = await client("untrust_capsule", { name: "notes", workspace_id: "w-1" });
+      assert.deepEqual(r.value, {
+        ok: true,
+        result: { workspace_id: "w-1", name: "notes", revoked: false },
+      });
+      assert.deepEqual(calls, []);
+      assert.equal(audited.length, 1);
+    });
+
+    await t.step("they share ReloadCapsules' sliding window; a refusal is audited", async () => {
+      clock.advance(60_000);
+      audited.length = 0;
+      for (let i = 0; i < 5; i++) {
+        assert.equal((await client("reload_capsules", {})).value.ok, true);
+      }
+      const r = await client("trust_capsule", { name: "notes", workspace_id: "w-1" });
+      assert.equal(r.value.error?.code, "RATE_LIMITED");
+      assert.equal(r.value.error?.data?.retry_after_ms, 60_000);
+      const e = audited.at(-1)!;
+      assert.equal(e.action, "capsule.trust");
+      assert.equal(e.decision, "denied");
+      assert.equal(e.rule, "rate_limit:5/60s");
+      assert.equal(e.decider, "system");
+      assert.equal(decisions.has("w-1/notes"), false);
+      const capsuleTry = await capsule("trust_capsule", { name: "notes", workspace_id: "w-1" });
+      assert.equal(capsuleTry.value.error?.code, "FORBIDDEN", "refused before the limiter");
+    });
+
+    await t.step("names parse in either form", () => {
+      assert.equal(managementRequest("TrustCapsule"), "TrustCapsule");
+      assert.equal(managementRequest("trust_capsule"), "TrustCapsule");
+      assert.equal(managementRequest("untrust_capsule"), "UntrustCapsule");
+    });
+  } finally {
+    seen.close();
+    router.stop();
+    bus.close();
+  }
+});
+
+Deno.test("ManagementRouter TrustCapsule without a capsule runtime is UNAVAILABLE", async () => {
+  const { router, audited } = setup();
+  try {
+    const out = await router.handle("TrustCapsule", { name: "notes", workspace_id: "w-1" }, {
+      principal: DEFAULT_PRINCIPAL,
+      via: "client:c-1",
+    });
+    assert.equal(out.ok ? "ok" : out.error.code, "UNAVAILABLE");
+    assert.deepEqual(audited, []);
+  } finally {
+    router.stop();
+  }
+});
+
+Deno.test("ManagementRouter TrustCapsule changes nothing when its audit entry cannot be written", async () => {
+  const { host, calls, decisions } = trustHost();
+  const clock = new ManualClock(0);
+  const bus = new EventBus({ clock });
+  const router = new ManagementRouter({
+    bus,
+    capsules: host,
+    audit: { append: () => Promise.reject(new Error("disk full")) } as unknown as AuditLog,
+    log: DaemonLog.discard(clock),
+    clock,
+    reloadLimiter: new SlidingWindowLimiter(clock, { limit: 5, windowMs: 60_000 }),
+    status: () => ({ pid: 1 }) as unknown as DaemonStatusWire,
+    shutdown: () => {},
+  });
+  try {
+    const out = await router.handle("TrustCapsule", { name: "notes", workspace_id: "w-1" }, {
+      principal: DEFAULT_PRINCIPAL,
+      via: "client:c-1",
+    });
+    assert.equal(out.ok ? "ok" : out.error.code, "INTERNAL");
+    assert.deepEqual(calls, [], "not trusted, not reloaded");
+    assert.equal(decisions.size, 0);
+  } finally {
     bus.close();
   }
 });

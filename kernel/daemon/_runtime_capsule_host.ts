@@ -10,7 +10,9 @@
  * - the `WasmEngine` (host ABI table, the dispatcher, guest logs to
  *   `home/{p}/.local/log/<capsule>.log` with ERROR lines in the daemon log);
  * - the `CapsuleRegistry` (workspace capsules trusted through the store,
- *   `StoreWorkspaceTrust`) and the `CapsuleHostServices` each host call is resolved with;
+ *   `StoreWorkspaceTrust`, which `TrustCapsule`/`UntrustCapsule` change through
+ *   {@link RuntimeCapsuleHost.workspaceTrust}) and the `CapsuleHostServices` each host call is
+ *   resolved with;
  *
  * and keeps them in step with the daemon: a principal's own capsules load when it first
  * connects (`client.v1.connect`), a workspace's trusted capsules when a session is first bound
@@ -26,11 +28,14 @@ import {
   type CapsuleInfo,
   type CapsuleInvocation,
   CapsuleRegistry,
+  discoverCapsules,
   type LoadReport,
   StoreWorkspaceTrust,
+  trustSubject,
   WorkspaceDirectory,
   workspaceRoots,
 } from "../capsule/mod.ts";
+import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
 import { WasmEngine } from "../capsule/engine/wasm/mod.ts";
 import type { BusMessage, JsonValue, Listener, Timers } from "../events/mod.ts";
 import { NativeSandbox } from "../sandbox/mod.ts";
@@ -57,6 +62,10 @@ import type {
   CommandSummary,
   PromptContextSource,
   ReloadReport,
+  TrustDecisionWire,
+  WorkspaceCapsuleWire,
+  WorkspaceTrustHost,
+  WorkspaceTrustView,
 } from "./capsule_host.ts";
 import type { KernelParts } from "./daemon.ts";
 import type { DaemonLog } from "./_daemon_log.ts";
@@ -87,6 +96,8 @@ export class RuntimeCapsuleHost implements CapsuleHost {
   readonly workspaces: WorkspaceDirectory;
   /** The security pipeline host calls go through (the daemon ends sessions' allowances on it). */
   readonly security: SecurityInterceptor;
+  /** Workspace trust for `TrustCapsule` and `UntrustCapsule`. */
+  readonly workspaceTrust: WorkspaceTrustHost;
   readonly #kernel: KernelParts;
   readonly #deps: RuntimeHostDeps;
   readonly #logs: CapsuleLogWriter;
@@ -145,6 +156,7 @@ export class RuntimeCapsuleHost implements CapsuleHost {
         ? { maxInstances: config.runtime.max_instances }
         : undefined,
     });
+    const trust = new StoreWorkspaceTrust(store, { clock });
     this.registry = new CapsuleRegistry({
       home,
       bus,
@@ -152,7 +164,12 @@ export class RuntimeCapsuleHost implements CapsuleHost {
       clock,
       timers: deps.timers,
       log,
-      workspaceTrust: new StoreWorkspaceTrust(store, { clock }),
+      workspaceTrust: trust,
+    });
+    this.workspaceTrust = new RuntimeWorkspaceTrust(trust, {
+      kernel,
+      registry: this.registry,
+      workspaces: this.workspaces,
     });
     const services = new CapsuleHostServices({
       home,
@@ -295,6 +312,98 @@ export class RuntimeCapsuleHost implements CapsuleHost {
     if (msg.source.kind !== "kernel" || msg.payload.kind !== "json") return;
     const v = msg.payload.value as { session?: unknown } | null;
     if (typeof v?.session === "string") this.services.closeSession(msg.principal, v.session);
+  }
+}
+
+/** {@link WorkspaceTrustHost} over the trust store, the registry and the workspace directory. */
+class RuntimeWorkspaceTrust implements WorkspaceTrustHost {
+  readonly #store: StoreWorkspaceTrust;
+  readonly #kernel: KernelParts;
+  readonly #registry: CapsuleRegistry;
+  readonly #workspaces: WorkspaceDirectory;
+
+  constructor(
+    store: StoreWorkspaceTrust,
+    parts: { kernel: KernelParts; registry: CapsuleRegistry; workspaces: WorkspaceDirectory },
+  ) {
+    this.#store = store;
+    this.#kernel = parts.kernel;
+    this.#registry = parts.registry;
+    this.#workspaces = parts.workspaces;
+  }
+
+  knows(workspaceId: string): boolean {
+    return this.#workspaces.root(workspaceId) !== undefined;
+  }
+
+  async inspect(workspaceId: string, name: string): Promise<WorkspaceTrustView> {
+    const found = (await this.#store.list(workspaceId)).find((r) => r.name === name);
+    const decision: TrustDecisionWire | undefined = found === undefined ? undefined : {
+      manifest_hash: found.manifestHash,
+      wasm_hash: found.wasmHash,
+      trusted_at: found.trustedAt,
+      by: found.by,
+    };
+    const root = this.#workspaces.root(workspaceId);
+    if (root === undefined) return decision === undefined ? {} : { decision };
+    // What the registry's workspace pass would see: records of <root>/.astrid/capsules only.
+    const d = await discoverCapsules(this.#kernel.home, {
+      principal: DEFAULT_PRINCIPAL,
+      workspace: root,
+    });
+    const record = [...d.capsules, ...d.shadowed].find((c) =>
+      c.scope === "workspace" && c.name === name
+    );
+    if (record === undefined) return decision === undefined ? {} : { decision };
+    const subject = trustSubject(workspaceId, record);
+    const state = this.#registry.list({ principal: DEFAULT_PRINCIPAL, workspaceId }).find((c) =>
+      c.scope === "workspace" && c.workspaceId === workspaceId && c.name === name
+    )?.state;
+    const installed: WorkspaceCapsuleWire = {
+      workspace_id: workspaceId,
+      name,
+      version: record.manifest.package.version,
+      manifest_hash: subject.manifestHash,
+      wasm_hash: subject.wasmHash,
+      trust: decision === undefined
+        ? "untrusted"
+        : decision.manifest_hash === subject.manifestHash &&
+            decision.wasm_hash === subject.wasmHash
+        ? "trusted"
+        : "changed",
+      ...(state === undefined ? {} : { state }),
+    };
+    return decision === undefined ? { installed } : { installed, decision };
+  }
+
+  async trust(
+    capsule: WorkspaceCapsuleWire,
+    options: { by?: string } = {},
+  ): Promise<TrustDecisionWire> {
+    const r = await this.#store.trust({
+      workspaceId: capsule.workspace_id,
+      name: capsule.name,
+      manifestHash: capsule.manifest_hash,
+      wasmHash: capsule.wasm_hash,
+    }, options);
+    return {
+      manifest_hash: r.manifestHash,
+      wasm_hash: r.wasmHash,
+      trusted_at: r.trustedAt,
+      by: r.by,
+    };
+  }
+
+  untrust(workspaceId: string, name: string): Promise<boolean> {
+    return this.#store.revoke(workspaceId, name);
+  }
+
+  async reloadWorkspace(workspaceId: string): Promise<ReloadReport> {
+    const root = this.#workspaces.root(workspaceId);
+    if (root === undefined) return { loaded: [], failed: [] };
+    return toReloadReport(
+      await this.#registry.loadWorkspace({ id: workspaceId, root }, { announce: false }),
+    );
   }
 }
 

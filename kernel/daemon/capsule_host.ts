@@ -3,8 +3,10 @@
  *
  * The daemon does not know how capsules are discovered, loaded or run; it asks a
  * {@link CapsuleHost}. The management requests (`ListCapsules`, `GetCommands`,
- * `GetCapsuleMetadata`, `GetPromptContext`, `ReloadCapsules`) and `status` read it, the idle monitor asks it whether
- * a daemon or cron capsule keeps the daemon up, and shutdown unloads through it.
+ * `GetCapsuleMetadata`, `GetPromptContext`, `ReloadCapsules`) and `status` read it,
+ * `TrustCapsule` and `UntrustCapsule` act through its {@link WorkspaceTrustHost}, the idle
+ * monitor asks it whether a daemon or cron capsule keeps the daemon up, and shutdown unloads
+ * through it.
  *
  * By default the daemon boots the capsule runtime's host (`_runtime_capsule_host.ts`: the
  * `CapsuleRegistry` over a `WasmEngine` whose host calls go through the host ABI); a test or
@@ -103,8 +105,69 @@ export interface ReloadReport {
   readonly failed: readonly { readonly name: string; readonly error: string }[];
 }
 
+/** The operator's decision on a workspace capsule, as the trust store keeps it (wire form). */
+export interface TrustDecisionWire {
+  /** `blake3:<hex>` of the manifest text trusted. */
+  readonly manifest_hash: string;
+  /** The `wasm_hash` trusted (`null` for a capsule without `[wasm]`). */
+  readonly wasm_hash: string | null;
+  /** When, ms since the epoch. */
+  readonly trusted_at: number;
+  /** Who decided (`operator`). */
+  readonly by: string;
+}
+
+/** A workspace capsule's install record as it is on disk now (wire form). */
+export interface WorkspaceCapsuleWire {
+  /** The workspace id. */
+  readonly workspace_id: string;
+  /** The capsule name. */
+  readonly name: string;
+  /** Its version. */
+  readonly version: string;
+  /** `blake3:<hex>` of its manifest text. */
+  readonly manifest_hash: string;
+  /** Its pinned `wasm_hash` (`null` without `[wasm]`). */
+  readonly wasm_hash: string | null;
+  /**
+   * `trusted` (a decision pins exactly this manifest and binary), `changed` (a decision exists
+   * but pins another manifest or binary) or `untrusted` (no decision).
+   */
+  readonly trust: "trusted" | "changed" | "untrusted";
+  /** Its state in the registry, when a load pass saw it (`loaded`, `untrusted`, …). */
+  readonly state?: CapsuleSummary["state"];
+}
+
+/** What {@link WorkspaceTrustHost.inspect} found; either part may be missing. */
+export interface WorkspaceTrustView {
+  /** The install record in `<root>/.astrid/capsules/<name>/`, when there is one. */
+  readonly installed?: WorkspaceCapsuleWire;
+  /** The operator's decision, when there is one. */
+  readonly decision?: TrustDecisionWire;
+}
+
+/**
+ * Workspace trust as the management requests `TrustCapsule` and `UntrustCapsule` use it: the
+ * trust store (`StoreWorkspaceTrust`) and the registry's workspace passes. The router audits
+ * before it calls {@link trust} or {@link untrust}, then reloads the workspace.
+ */
+export interface WorkspaceTrustHost {
+  /** True when the daemon knows the root of workspace `workspaceId` (a session was bound there). */
+  knows(workspaceId: string): boolean;
+  /** The install record of capsule `name` in workspace `workspaceId` and the decision on it. */
+  inspect(workspaceId: string, name: string): Promise<WorkspaceTrustView>;
+  /** Records that the operator trusts `capsule` as inspected (its hashes pinned). */
+  trust(capsule: WorkspaceCapsuleWire, options?: { by?: string }): Promise<TrustDecisionWire>;
+  /** Forgets the decision on capsule `name` of workspace `workspaceId`; false when none. */
+  untrust(workspaceId: string, name: string): Promise<boolean>;
+  /** Unloads and loads the trusted capsules of workspace `workspaceId` again. */
+  reloadWorkspace(workspaceId: string): Promise<ReloadReport>;
+}
+
 /** The daemon's view of the capsule runtime. */
 export interface CapsuleHost {
+  /** Workspace trust; absent (no capsule runtime), `TrustCapsule` answers `UNAVAILABLE`. */
+  readonly workspaceTrust?: WorkspaceTrustHost;
   /** Loads every discovered capsule; called once during boot. */
   load(): Promise<ReloadReport>;
   /** The loaded (and failed) capsules visible to `principal`. */

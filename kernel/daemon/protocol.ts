@@ -308,6 +308,20 @@ export const ManagementRequest = {
   GetPromptContext: "get_prompt_context",
   /** Unload and load capsules again; at most 5 a minute (sliding window), audited. */
   ReloadCapsules: "reload_capsules",
+  /**
+   * Trust a workspace capsule as installed now, pinned to its manifest and wasm hashes, then load
+   * the workspace's capsules again: `{ name, workspace_id, manifest_hash?, wasm_hash? }` (the
+   * connection's bound workspace; hashes, when given, must match what is on disk) →
+   * `{ workspace_id, name, trusted, capsule, reload }`. Client connections only (a capsule gets
+   * `FORBIDDEN`, audited); shares `ReloadCapsules`' 5 a minute; audited as `capsule.trust`.
+   */
+  TrustCapsule: "trust_capsule",
+  /**
+   * Forget the trust decision on a workspace capsule, then load the workspace's capsules again
+   * (it unloads): `{ name, workspace_id }` → `{ workspace_id, name, revoked, capsule?, reload? }`.
+   * Client connections only; shares `ReloadCapsules`' limit; audited as `capsule.untrust`.
+   */
+  UntrustCapsule: "untrust_capsule",
   /** The daemon status, as the `status` method returns it. */
   Status: "status",
   /** Graceful shutdown, audited. */
