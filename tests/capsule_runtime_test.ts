@@ -20,6 +20,7 @@ import {
   type CapsuleInvocation,
   CapsuleRegistry,
   type CapsuleRegistryOptions,
+  HANDLER_FAILED_TOPIC,
   readInstallRecord,
   StoreWorkspaceTrust,
   trustSubject,
@@ -738,7 +739,17 @@ Deno.test("A trapping [subscribe] handler at 50 fails open with guard = false, c
 
     await t.step("guard = false: the message continues to the handler at 100", async () => {
       const before = failures();
+      const notices: BusMessage[] = [];
+      const l = k.bus.listen(HANDLER_FAILED_TOPIC, (m) => void notices.push(m));
       const reply = await k.bus.request("demo.v1.open", { q: 1 }, { ctx: ctx("alice") });
+      l.close();
+      assert.equal(notices.length, 1, "the failure is announced");
+      assert.equal(notices[0].principal, "alice");
+      const notice = notices[0].payload.kind === "json" ? notices[0].payload.value : null;
+      const { capsule, handler, topic, request_id, error } = notice as Record<string, unknown>;
+      assert.deepEqual([capsule, handler, topic], ["open-cache", "generate", "demo.v1.open"]);
+      assert.equal(request_id, notices[0].request_id);
+      assert.match(JSON.stringify(error), /trap|unreachable/i);
       assert.deepEqual(reply.payload, { kind: "json", value: { from: "provider" } });
       assert.equal(failures(), before + 1);
       const open = k.registry.list().find((c) => c.name === "open-cache")!;

@@ -271,6 +271,14 @@ Deno.test("astrid -p exit codes: 3 headless approval, --yes, 4 budget, 5 provide
       assert.match(r.stderr, /No answer within 2 s \(--timeout/);
     });
 
+    await t.step("an orchestrator that traps ends the turn at once with exit 1", async () => {
+      const started = Date.now();
+      const r = await astrid(env, ["-p", "crash now", "--timeout", "50"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /The capsule "echo-orchestrator" failed on the prompt \(on_prompt\)/);
+      assert.ok(Date.now() - started < 40_000, "ended by the kernel's notice, not --timeout");
+    });
+
     await t.step("SIGINT cancels the turn and exits 130", async () => {
       const child = command(env, ["-p", "hang until interrupted", "--timeout", "50"], "null")
         .spawn();

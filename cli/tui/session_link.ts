@@ -21,6 +21,7 @@ import {
   ELICIT_RESPONSE_PREFIX,
   ELICIT_TOPIC_PREFIX,
   type EventFrame,
+  HANDLER_FAILED_TOPIC,
   type JsonValue,
   USER_PROMPT_TOPIC,
 } from "../../kernel/daemon/mod.ts";
@@ -129,6 +130,7 @@ const PATTERNS = [
   `${APPROVAL_TOPIC}.*`,
   `${ELICIT_TOPIC_PREFIX}.*`,
   "astrid.v1.event_bus.lagged",
+  HANDLER_FAILED_TOPIC,
 ];
 
 /** A frontend attached to a session; see the module doc. */
@@ -322,6 +324,22 @@ export function linkEvent(frame: EventFrame): LinkEvent | undefined {
       };
     case "astrid.v1.event_bus.lagged":
       return { type: "lagged", payload: frame.payload };
+    case HANDLER_FAILED_TOPIC: {
+      // The handler of a prompt failed (trap, timeout): no answer will come, so the turn ends.
+      if (p.topic !== USER_PROMPT_TOPIC) return undefined;
+      const e = obj(p.error ?? null);
+      return {
+        type: "response",
+        ...rid,
+        text: "",
+        error: {
+          kind: "orchestrator",
+          message: `The capsule "${str(p.capsule) ?? "?"}" failed on the prompt (${
+            str(p.handler) ?? "?"
+          }): ${str(e.message) ?? "unknown error"}`,
+        },
+      };
+    }
   }
   if (frame.topic.startsWith(`${APPROVAL_RESPONSE_PREFIX}.`)) {
     return {

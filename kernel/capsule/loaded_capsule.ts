@@ -21,6 +21,9 @@
  *   per-principal queue), and its result (or error) is published on `….result`.
  * - Health: consecutive invocation failures (traps, timeouts, dead workers, malformed replies)
  *   past `unhealthyAfter` mark the capsule unhealthy until the next success.
+ * - A failed `[subscribe]` handler (interceptor or detached) is announced on
+ *   {@link HANDLER_FAILED_TOPIC} for the message's principal, so whoever published the message —
+ *   a frontend waiting for its prompt's answer — learns at once that nothing will come.
  *
  * @module
  */
@@ -57,7 +60,7 @@ import { CronSchedule } from "./cron_schedule.ts";
 import type { RunLoop, WasmCapsule } from "./engine/wasm/mod.ts";
 import { CapsuleCode, CapsuleError } from "./errors.ts";
 import type { DiscoveredCapsule } from "./discovery.ts";
-import { TOOL_DESCRIBE_TOPIC } from "./manifest_acl.ts";
+import { HANDLER_FAILED_TOPIC, TOOL_DESCRIBE_TOPIC } from "./manifest_acl.ts";
 import { type CapsuleManifest, DEFAULT_HANDLER_PRIORITY, type ToolEntry } from "./manifest.ts";
 
 /** Where the runtime reports what happens (the daemon log in the daemon). */
@@ -476,8 +479,42 @@ export class LoadedCapsule {
       return outcome;
     } catch (err) {
       this.#failed(err);
+      if (!this.#closed) this.#announceFailure(msg, handler, err);
       throw err;
     }
+  }
+
+  /**
+   * Publishes {@link HANDLER_FAILED_TOPIC} for `msg`'s principal: which capsule's handler failed
+   * on which message (topic, `request_id`, `session`) and why. Not for a failure on that topic
+   * itself (no loop).
+   */
+  #announceFailure(msg: BusMessage, handler: string, err: unknown): void {
+    if (msg.topic === HANDLER_FAILED_TOPIC) return;
+    const p = msg.payload.kind === "json" && typeof msg.payload.value === "object" &&
+        msg.payload.value !== null && !Array.isArray(msg.payload.value)
+      ? msg.payload.value as Record<string, JsonValue>
+      : {};
+    const requestId = typeof p.request_id === "string" ? p.request_id : msg.request_id;
+    const notice: Record<string, JsonValue> = {
+      capsule: this.name,
+      handler,
+      topic: msg.topic,
+      error: { code: errorCode(err), message: errorText(err) },
+    };
+    if (requestId !== undefined) notice.request_id = requestId;
+    if (typeof p.session === "string") notice.session = p.session;
+    if (typeof p.workspace_id === "string") notice.workspace_id = p.workspace_id;
+    this.#deps.bus.publish(HANDLER_FAILED_TOPIC, notice, {
+      ctx: { principal: msg.principal, source: { kind: "kernel", name: "capsule_runtime" } },
+      ...(requestId !== undefined ? { request_id: requestId } : {}),
+    }).catch((e) =>
+      this.#deps.log.error("Cannot announce a handler failure", {
+        capsule: this.key,
+        topic: msg.topic,
+        error: errorText(e),
+      })
+    );
   }
 
   async #pump(sub: RoutedSubscription, handle: (msg: BusMessage) => Promise<void>): Promise<void> {
@@ -526,6 +563,7 @@ export class LoadedCapsule {
     } catch (err) {
       if (this.#closed) return; // unloading: aborted on purpose
       this.#failed(err);
+      this.#announceFailure(msg, handler, err);
       this.#deps.log.error("Detached handler failed", {
         capsule: this.key,
         handler,

@@ -15,6 +15,13 @@ import { type CapsuleManifest, DEFAULT_HANDLER_PRIORITY } from "./manifest.ts";
 /** The topic on which tool descriptions are requested. */
 export const TOOL_DESCRIBE_TOPIC = "tool.v1.request.describe";
 
+/**
+ * Announced by the kernel when a capsule's `[subscribe]` handler failed on a message (trap,
+ * timeout, malformed reply): `{ capsule, handler, topic, request_id?, session?, workspace_id?,
+ * error: { code, message } }`, for the message's principal.
+ */
+export const HANDLER_FAILED_TOPIC = "astrid.v1.handler_failed";
+
 /** One interceptor binding of a capsule. */
 export interface HandlerBinding {
   /** The topic pattern (strict matching: every `*` is one segment). */

@@ -49,6 +49,7 @@ export {
 export { MAX_MANIFEST_BYTES, parseManifest, type ParseManifestOptions } from "./manifest_parser.ts";
 export { MANIFEST_SCHEMA } from "./manifest_schema.ts";
 export {
+  HANDLER_FAILED_TOPIC,
   type HandlerBinding,
   handlerBindings,
   manifestAcl,

@@ -60,6 +60,7 @@ export {
   type ErrorFrame,
   type EventFrame,
   FATAL_WIRE_CODES,
+  HANDLER_FAILED_TOPIC,
   type HelloFrame,
   type JsonValue,
   MANAGEMENT_TOPIC_PREFIX,

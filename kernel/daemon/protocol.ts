@@ -288,6 +288,7 @@ export const CLIENT_SUBSCRIBE_ALLOW: readonly string[] = [
   "astrid.v1.elicit.*",
   "astrid.v1.capsules_loaded",
   "astrid.v1.event_bus.lagged",
+  "astrid.v1.handler_failed", // HANDLER_FAILED_TOPIC
   "session.v1.response.*",
   "tool.v1.execute.*.progress",
   "tool.v1.list_changed",
@@ -344,6 +345,14 @@ export const CLIENT_CONNECT_TOPIC = "client.v1.connect";
 export const CLIENT_DISCONNECT_TOPIC = "client.v1.disconnect";
 /** Published when the last connection attached to a session closes; payload `{ session }`. */
 export const SESSION_ENDED_TOPIC = "astrid.v1.session.ended";
+
+/**
+ * The kernel's notice that a capsule's `[subscribe]` handler failed on a message (the capsule
+ * runtime publishes it: `kernel/capsule` `HANDLER_FAILED_TOPIC`): `{ capsule, handler, topic,
+ * request_id?, session?, workspace_id?, error: { code, message } }`. A frontend whose prompt's
+ * handler failed ends the turn instead of waiting.
+ */
+export const HANDLER_FAILED_TOPIC = "astrid.v1.handler_failed";
 
 /** A user turn (client → orchestrator): `{ text, request_id?, session, workspace_id? }`. */
 export const USER_PROMPT_TOPIC = "user.v1.prompt";
