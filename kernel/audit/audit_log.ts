@@ -85,6 +85,9 @@ export function auditNamespace(principal: string): string {
   return kernelNamespace(principal, "audit");
 }
 
+/** The most entries one transaction holds (a larger burst takes several). */
+const MAX_BATCH = 1024;
+
 /** Append-only, per-principal, signed and hash-chained audit log. */
 export class AuditLog {
   #store: TransactionalStore;
@@ -145,21 +148,34 @@ export class AuditLog {
     }
   }
 
-  async #commit(batch: Pending[]): Promise<void> {
+  async #commit(first: Pending[]): Promise<void> {
     const timestamp = this.#clock.now();
     const heads = new Map<string, Head>();
     const prepared: { pending: Pending; body: Uint8Array; hash: Uint8Array; seq: number }[] = [];
+    const signatures: Uint8Array[] = [];
+    const batch: Pending[] = [];
     try {
-      for (const pending of batch) {
-        const principal = pending.input.principal;
-        const head = heads.get(principal) ?? this.#loadHead(principal);
-        const seq = head.seq + 1;
-        const body = encodeBody({ ...pending.input, seq, timestamp, prevHash: head.hash });
-        const hash = blake3(body);
-        heads.set(principal, { principal, seq, hash });
-        prepared.push({ pending, body, hash, seq });
+      // Appends that arrive while a part is being signed join the same transaction (one fsync
+      // for a burst), up to MAX_BATCH entries.
+      for (let part = first; part.length > 0;) {
+        batch.push(...part);
+        const from = prepared.length;
+        for (const pending of part) {
+          const principal = pending.input.principal;
+          const head = heads.get(principal) ?? this.#loadHead(principal);
+          const seq = head.seq + 1;
+          const body = encodeBody({ ...pending.input, seq, timestamp, prevHash: head.hash });
+          const hash = blake3(body);
+          heads.set(principal, { principal, seq, hash });
+          prepared.push({ pending, body, hash, seq });
+        }
+        const signed = await Promise.all(
+          prepared.slice(from).map((p) => this.#signer.sign(p.hash)),
+        );
+        signatures.push(...signed);
+        if (batch.length >= MAX_BATCH) break;
+        part = this.#queue.splice(0, MAX_BATCH - batch.length);
       }
-      const signatures = await Promise.all(prepared.map((p) => this.#signer.sign(p.hash)));
       const headRecords = await Promise.all(
         [...heads.values()].map(async (h) => {
           const body = encodeHead(h);

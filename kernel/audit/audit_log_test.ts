@@ -51,6 +51,43 @@ Deno.test("AuditLog keeps one chain per principal", async () => {
   assert.equal((await log.list("bob")).every((e) => e.principal === "bob"), true);
 });
 
+Deno.test("AuditLog.append() lets appends made while a batch is signed join its transaction", async () => {
+  const key = await KeyPair.generate();
+  const store = new MemoryStore();
+  let transactions = 0;
+  const counted = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "transaction") {
+        return (fn: Parameters<MemoryStore["transaction"]>[0]) => {
+          transactions++;
+          return target.transaction(fn);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  let signing = 0;
+  let late: Promise<unknown>[] = [];
+  let log: AuditLog;
+  const signer = {
+    publicKey: key.publicKey,
+    async sign(message: Uint8Array): Promise<Uint8Array> {
+      // The second entry's signature: three more appends arrive while it is being made.
+      if (++signing === 3) late = [1, 2, 3].map((i) => log.append(input(i)));
+      return await key.sign(message);
+    },
+  };
+  log = new AuditLog(counted, { signer, clock: new ManualClock() });
+  await log.append(input(0)); // the head is read once (a transaction of its own); 2 signatures
+  transactions = 0;
+  const second = await log.append(input(0));
+  const rest = (await Promise.all(late)) as { seq: number }[];
+  assert.deepEqual([second.seq, ...rest.map((e) => e.seq)], [2, 3, 4, 5]);
+  assert.equal(transactions, 1, "one transaction for the entry and the three that joined it");
+  assert.equal((await log.verify("default", key.publicKey)).verified, 5);
+});
+
 Deno.test("AuditLog continues a chain after reopening the store", async () => {
   const dir = await Deno.makeTempDir();
   try {
