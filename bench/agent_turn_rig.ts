@@ -7,7 +7,7 @@
  * answers).
  *
  * The provider is a copy whose `net` list is `["127.0.0.1:*"]` (the shipped manifest allows only
- * real hosts; loopback needs an exact `net` entry), as `tests/capsule_providers_test.ts` does. No
+ * real hosts; loopback needs an exact `net` entry): `tests/fixtures/loopback_capsule.ts`. No
  * prompt builder is installed: it would spend `DESCRIBE_WAIT_MS` on an empty tool fan-out in
  * every turn, and the orchestrator goes on without one after `ASSEMBLE_TIMEOUT_MS` (set to 1).
  * The operator's `[env]` values serve every principal (system-scope capsules), so the 1,000
@@ -22,15 +22,13 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { installCapsule } from "../kernel/capsule/mod.ts";
 import { bootDaemon, type Daemon, DaemonClient } from "../kernel/daemon/mod.ts";
 import type { BusMessage, JsonValue } from "../kernel/events/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
-import { systemClock } from "../kernel/clock.ts";
-import { buildCapsule } from "../sdk/build/mod.ts";
-import { testBuildCacheDir } from "../sdk/testing/mod.ts";
 import { type FakeServer, startOpenAiFake } from "../tests/fakes/mod.ts";
+import { type BuiltCapsule, installBuilt } from "../tests/fixtures/install_built.ts";
+import { loopbackCopy } from "../tests/fixtures/loopback_capsule.ts";
 
 /** The API key the fake demands and the provider's `[env]` carries. */
 const KEY = "sk-agent-turn-rig-0123456789";
@@ -63,23 +61,6 @@ export interface TurnResult {
    * before its own (through the daemon; always 0 on the bus, where the listener sees all).
    */
   readonly foreign: number;
-}
-
-/** A copy of capsule `name` whose `net` list allows any loopback port of 127.0.0.1. */
-async function loopbackCopy(name: string, into: string): Promise<string> {
-  const src = fileURLToPath(new URL(`capsules/${name}/`, ROOT));
-  const dir = join(into, name);
-  await Deno.mkdir(join(dir, "assembly"), { recursive: true });
-  for await (const entry of Deno.readDir(join(src, "assembly"))) {
-    if (entry.isFile) {
-      await Deno.copyFile(join(src, "assembly", entry.name), join(dir, "assembly", entry.name));
-    }
-  }
-  const manifest = await Deno.readTextFile(join(src, "Capsule.toml"));
-  const rewritten = manifest.replace(/^net = \[[^\]]*\]/m, 'net = ["127.0.0.1:*"]');
-  if (rewritten === manifest) throw new Error(`${name}/Capsule.toml has no net = [...] list`);
-  await Deno.writeTextFile(join(dir, "Capsule.toml"), rewritten);
-  return dir;
 }
 
 function payloadOf(msg: BusMessage): Record<string, JsonValue> {
@@ -127,37 +108,24 @@ export class AgentRig implements AsyncDisposable {
     const fake = await startOpenAiFake({ script: "echo", apiKey: KEY });
     try {
       const home = await AstridHome.open(root);
-      const operator = principalId("default");
-      await home.ensurePrincipal(operator);
-      const install = async (dir: string, env: Record<string, string>) => {
-        const built = await buildCapsule(dir, {
-          cacheDir: testBuildCacheDir(),
-          outDir: join(root, "dist"),
-        });
-        await installCapsule(built.archive, {
-          home,
-          principal: operator,
-          scope: "user",
-          source: dir,
-          clock: systemClock,
-          env,
-        });
-      };
-      await install(fileURLToPath(new URL("capsules/orchestrator", ROOT)), {
-        PROVIDER: "openai",
-        MODEL: "fake-model",
-        MAX_STEPS: "2",
-        ASSEMBLE_TIMEOUT_MS: "1",
-        STEP_TIMEOUT_MS: String(options.stepTimeoutMs ?? 60_000),
-      });
+      const capsules: BuiltCapsule[] = [
+        [fileURLToPath(new URL("capsules/orchestrator", ROOT)), {
+          PROVIDER: "openai",
+          MODEL: "fake-model",
+          MAX_STEPS: "2",
+          ASSEMBLE_TIMEOUT_MS: "1",
+          STEP_TIMEOUT_MS: String(options.stepTimeoutMs ?? 60_000),
+        }],
+      ];
       if (options.session ?? true) {
-        await install(fileURLToPath(new URL("capsules/session", ROOT)), {});
+        capsules.push([fileURLToPath(new URL("capsules/session", ROOT)), {}]);
       }
-      await install(await loopbackCopy("provider-openai-compat", join(root, "src")), {
+      capsules.push([await loopbackCopy("provider-openai-compat", join(root, "src")), {
         API_KEY: KEY,
         BASE_URL: fake.baseUrl,
         MODEL: "fake-model",
-      });
+      }]);
+      await installBuilt(home, capsules);
       await Deno.writeTextFile(
         join(root, "etc", "config.toml"),
         [

@@ -24,17 +24,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  AstralisEnv,
-  CHILD_DEADLINE_MS,
-  FAKE_MODEL,
-  jsonEvents,
-  lastLine,
-  type Run,
-  stageAsCapsule,
-} from "./e2e/_astralis_env.ts";
-import { startApprover } from "./e2e/_approver.ts";
+import { AstralisEnv, FAKE_MODEL } from "./e2e/_astralis_env.ts";
+import { startScriptedApprover } from "./demo/scripted_approver.ts";
 import { type FakeServer, startAnthropicFake, startOpenAiFake } from "./fakes/mod.ts";
+import { type AstridRun, CLI_DEADLINE_MS, jsonLines, lastLine } from "./fixtures/run_astrid.ts";
+import { stageAsCapsule } from "./fixtures/stage_as_capsule.ts";
 
 const KEY = "sk-e2e";
 const PROMPT = "Summarize notes.md into summary.md and count the lines";
@@ -106,7 +100,7 @@ function allText(body: unknown): string {
   return JSON.stringify((body as { messages?: unknown }).messages ?? []);
 }
 
-function context(r: Run): string {
+function context(r: AstridRun): string {
   return `exit ${r.code} after ${Math.round(r.ms)} ms\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 }
 
@@ -130,7 +124,7 @@ async function demoTurn(env: AstralisEnv, ws: string, extra: string[] = []) {
     ["-p", PROMPT, "--json", "--print-session", "--timeout", TURN_TIMEOUT, ...extra],
     { cwd: ws },
   );
-  return { run: r, events: jsonEvents(r.stdout), session: lastLine(r.stderr) };
+  return { run: r, events: jsonLines(r.stdout), session: lastLine(r.stderr) };
 }
 
 /** The demo's tool-call names in order, from `--json` events. */
@@ -238,9 +232,9 @@ Deno.test("astrid -p end to end in autonomous mode: both providers, crash, sessi
         ], {
           cwd: ws,
         });
-        assert.ok(performance.now() - started < CHILD_DEADLINE_MS, "exited before the deadline");
+        assert.ok(performance.now() - started < CLI_DEADLINE_MS, "exited before the deadline");
         assert.equal(r.code, 0, context(r));
-        const events = jsonEvents(r.stdout);
+        const events = jsonLines(r.stdout);
         const result = events.find((x) => x.type === "tool_result");
         assert.ok(result !== undefined, context(r));
         assert.equal(result.tool, "stand_in_crash");
@@ -376,7 +370,7 @@ Deno.test("astrid -p end to end in safe mode: the write asks, Deny and headless 
         const started = performance.now();
         const { run, events, session } = await demoTurn(e, ws);
         assert.equal(run.code, 3, context(run));
-        assert.ok(performance.now() - started < CHILD_DEADLINE_MS);
+        assert.ok(performance.now() - started < CLI_DEADLINE_MS);
         assert.ok(events.some((x) => x.type === "approval_unanswerable"), context(run));
         // Nothing was written anywhere.
         assert.equal(await exists(join(ws, "summary.md")), false);
@@ -419,7 +413,7 @@ Deno.test("astrid -p end to end in safe mode: the write asks, Deny and headless 
         const f = await demo();
         const ws = await e.workspace("b-deny", { "notes.md": NOTES });
         const session = `deny-${crypto.randomUUID().slice(0, 8)}`;
-        await using approver = await startApprover(e.home, {
+        await using approver = await startScriptedApprover(e.home, {
           session,
           workspace: ws,
           // Deny whatever writes summary.md; allow everything else once.

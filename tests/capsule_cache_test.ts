@@ -13,7 +13,6 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BusMessage, JsonValue, PublishResult } from "../kernel/events/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
@@ -25,6 +24,9 @@ import {
   testCapsule,
 } from "../sdk/testing/mod.ts";
 import { startOpenAiFake } from "./fakes/mod.ts";
+import { setCapsuleEnv } from "./fixtures/capsule_env.ts";
+import { loopbackCopy } from "./fixtures/loopback_capsule.ts";
+import { stageAsCapsule } from "./fixtures/stage_as_capsule.ts";
 
 const CACHE_DIR = fileURLToPath(new URL("../capsules/cache/", import.meta.url));
 const STAND_IN = fileURLToPath(new URL("./fixtures/stand_in_provider/", import.meta.url));
@@ -57,32 +59,16 @@ interface Call {
   fill?: Json;
 }
 
-/** The stand-in staged for the compiler (its source is `index.as`, see its README). */
-async function stageStandIn(into: string): Promise<string> {
-  const dir = join(into, "stand_in_provider");
-  await Deno.mkdir(join(dir, "assembly"), { recursive: true });
-  await Deno.copyFile(join(STAND_IN, "Capsule.toml"), join(dir, "Capsule.toml"));
-  await Deno.copyFile(join(STAND_IN, "index.as"), join(dir, "assembly", "index.ts"));
-  return dir;
-}
-
-/** Rewrites a capsule's `[env]` values for `principal` (read on every call). */
-async function setEnv(
-  h: CapsuleHarness,
-  capsule: string,
-  values: Record<string, string>,
-  principal = "default",
-): Promise<void> {
-  const dir = join(h.home, "home", principal, ".config", "env");
-  await Deno.mkdir(dir, { recursive: true });
-  const path = join(dir, `${capsule}.env.json`);
-  let current: Record<string, string> = {};
-  try {
-    current = JSON.parse(await Deno.readTextFile(path));
-  } catch {
-    // none yet
-  }
-  await Deno.writeTextFile(path, JSON.stringify({ ...current, ...values }), { mode: 0o600 });
+/** The cache capsule beside the stand-in provider (staged in a new `/tmp/<prefix>…`). */
+async function cacheWithStandIn(prefix: string): Promise<{ h: CapsuleHarness; stage: string }> {
+  const stage = await Deno.makeTempDir({ dir: "/tmp", prefix });
+  const h = await testCapsule(CACHE_DIR, {
+    with: [await stageAsCapsule(STAND_IN, stage)],
+    mode: "autonomous",
+    configToml: PRICING,
+    build: { cacheDir: testBuildCacheDir() },
+  });
+  return { h, stage };
 }
 
 let counter = 0;
@@ -249,13 +235,7 @@ async function llmAudits(h: CapsuleHarness): Promise<number> {
 }
 
 Deno.test("cache capsule answers repeated model calls from its per-principal cache", async (t) => {
-  const stage = await Deno.makeTempDir({ dir: "/tmp", prefix: "astrid-cache-test-" });
-  const h = await testCapsule(CACHE_DIR, {
-    with: [await stageStandIn(stage)],
-    mode: "autonomous",
-    configToml: PRICING,
-    build: { cacheDir: testBuildCacheDir() },
-  });
+  const { h, stage } = await cacheWithStandIn("astrid-cache-test-");
   try {
     await h.daemon.home.ensurePrincipal(principalId("bob"));
     const question = { system: "Be brief.", messages: user("hello there") };
@@ -405,11 +385,11 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
         key,
         new TextEncoder().encode(JSON.stringify(entry)),
       );
-      await setEnv(h, "cache", { TTL_SECONDS: "1" });
+      await setCapsuleEnv({ home: h.home, capsule: "cache" }, { TTL_SECONDS: "1" });
       try {
         assert.deepEqual([...(await generate(h, question)).sources], ["stand-in-provider"]);
       } finally {
-        await setEnv(h, "cache", { TTL_SECONDS: "3600" });
+        await setCapsuleEnv({ home: h.home, capsule: "cache" }, { TTL_SECONDS: "3600" });
       }
     });
 
@@ -430,7 +410,7 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
     });
 
     await t.step("a stream over MAX_ENTRY_BYTES is passed on but not stored", async () => {
-      await setEnv(h, "cache", { MAX_ENTRY_BYTES: "40" });
+      await setCapsuleEnv({ home: h.home, capsule: "cache" }, { MAX_ENTRY_BYTES: "40" });
       try {
         const big = { messages: user("a fairly long question that will not fit in forty bytes") };
         const before = await counters(h);
@@ -443,14 +423,14 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
         assert.equal(after.stores, before.stores);
         assert.equal(after.skipped, (before.skipped as number) + 2);
       } finally {
-        await setEnv(h, "cache", { MAX_ENTRY_BYTES: "1048576" });
+        await setCapsuleEnv({ home: h.home, capsule: "cache" }, { MAX_ENTRY_BYTES: "1048576" });
       }
     });
 
     await t.step(
       "the same call on another route misses; with no provider the fill gives up after FILL_WAIT_MS",
       async () => {
-        await setEnv(h, "cache", { FILL_WAIT_MS: "300" });
+        await setCapsuleEnv({ home: h.home, capsule: "cache" }, { FILL_WAIT_MS: "300" });
         try {
           const before = await counters(h);
           // The stand-in route holds an entry for this very question.
@@ -475,7 +455,7 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
             /miss nobody [0-9a-f]{12} for r-nobody: not stored \(no_answer\)/,
           );
         } finally {
-          await setEnv(h, "cache", { FILL_WAIT_MS: "120000" });
+          await setCapsuleEnv({ home: h.home, capsule: "cache" }, { FILL_WAIT_MS: "120000" });
         }
       },
     );
@@ -499,7 +479,7 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
     await t.step(
       "a budget Deny reaches the caller directly; the fill sees no stream and gives up",
       async () => {
-        await setEnv(h, "cache", { FILL_WAIT_MS: "300" });
+        await setCapsuleEnv({ home: h.home, capsule: "cache" }, { FILL_WAIT_MS: "300" });
         try {
           const before = await counters(h);
           const res = await refused(h, { messages: user("too expensive"), max_tokens: 1_000_000 });
@@ -522,7 +502,7 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
           assert.equal(after.misses, (before.misses as number) + 2);
           assert.equal(after.skipped, (before.skipped as number) + 2);
         } finally {
-          await setEnv(h, "cache", { FILL_WAIT_MS: "120000" });
+          await setCapsuleEnv({ home: h.home, capsule: "cache" }, { FILL_WAIT_MS: "120000" });
         }
       },
     );
@@ -538,14 +518,14 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
     });
 
     await t.step("ENABLED = false lets every call through", async () => {
-      await setEnv(h, "cache", { ENABLED: "false" });
+      await setCapsuleEnv({ home: h.home, capsule: "cache" }, { ENABLED: "false" });
       try {
         const call = await generate(h, question, { fill: false });
         assert.deepEqual([...call.sources], ["stand-in-provider"]);
         assert.equal(call.published.outcome, "delivered");
         assert.equal((await stats(h)).enabled, false);
       } finally {
-        await setEnv(h, "cache", { ENABLED: "true" });
+        await setCapsuleEnv({ home: h.home, capsule: "cache" }, { ENABLED: "true" });
       }
     });
 
@@ -618,23 +598,6 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
   }
 });
 
-/** A copy of `provider-openai-compat` whose `net` list allows any loopback port of 127.0.0.1. */
-async function loopbackProvider(into: string): Promise<string> {
-  const src = fileURLToPath(new URL("../capsules/provider-openai-compat/", import.meta.url));
-  const dir = join(into, "provider-openai-compat");
-  await Deno.mkdir(join(dir, "assembly"), { recursive: true });
-  for await (const entry of Deno.readDir(join(src, "assembly"))) {
-    if (entry.isFile) {
-      await Deno.copyFile(join(src, "assembly", entry.name), join(dir, "assembly", entry.name));
-    }
-  }
-  const manifest = await Deno.readTextFile(join(src, "Capsule.toml"));
-  const rewritten = manifest.replace(/^net = \[[^\]]*\]/m, 'net = ["127.0.0.1:*"]');
-  assert.notEqual(rewritten, manifest, "provider-openai-compat/Capsule.toml has no net list");
-  await Deno.writeTextFile(join(dir, "Capsule.toml"), rewritten);
-  return dir;
-}
-
 Deno.test("cache capsule spares the real OpenAI-compatible provider its HTTP requests", async (t) => {
   const stage = await Deno.makeTempDir({ dir: "/tmp", prefix: "astrid-cache-openai-" });
   const fake = await startOpenAiFake({
@@ -651,7 +614,7 @@ Deno.test("cache capsule spares the real OpenAI-compatible provider its HTTP req
       ],
     },
   });
-  const h = await testCapsule(await loopbackProvider(stage), {
+  const h = await testCapsule(await loopbackCopy("provider-openai-compat", stage), {
     with: [CACHE_DIR],
     mode: "autonomous",
     configToml: PRICING,
@@ -713,7 +676,7 @@ Deno.test("cache capsule is transparent to the orchestrator's turns", async (t) 
   const h = await testCapsule(new URL("../capsules/orchestrator/", import.meta.url), {
     with: [
       new URL("../capsules/prompt-builder/", import.meta.url),
-      await stageStandIn(stage),
+      await stageAsCapsule(STAND_IN, stage),
       CACHE_DIR,
     ],
     mode: "autonomous",
@@ -788,13 +751,7 @@ Deno.test("cache capsule is transparent to the orchestrator's turns", async (t) 
 });
 
 Deno.test("cache capsule fills and stores more concurrent misses than it has instances", async () => {
-  const stage = await Deno.makeTempDir({ dir: "/tmp", prefix: "astrid-cache-par-" });
-  const h = await testCapsule(CACHE_DIR, {
-    with: [await stageStandIn(stage)],
-    mode: "autonomous",
-    configToml: PRICING,
-    build: { cacheDir: testBuildCacheDir() },
-  });
+  const { h, stage } = await cacheWithStandIn("astrid-cache-par-");
   try {
     // Each miss's fill holds one instance while it records; the misses' interceptors return at
     // once, so more misses than instances are each recorded, stored, and answer again.

@@ -9,16 +9,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { installCapsule } from "../kernel/capsule/mod.ts";
 import { bootDaemon, type Daemon, DaemonClient } from "../kernel/daemon/mod.ts";
 import type { BusMessage, JsonValue } from "../kernel/events/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
-import { systemClock } from "../kernel/clock.ts";
-import { buildCapsule } from "../sdk/build/mod.ts";
+import { type BuiltCapsule, installBuilt } from "./fixtures/install_built.ts";
+import { stageAsCapsule } from "./fixtures/stage_as_capsule.ts";
 
 const ROOT = new URL("..", import.meta.url);
-/** The capsules under test, then the stand-ins (whose AssemblyScript is `index.as`, see below). */
+/** The capsules under test, then the stand-ins (AssemblyScript kept as `index.as`, staged). */
 const CAPSULES = [
   { dir: "capsules/orchestrator", env: true, standIn: false },
   { dir: "capsules/prompt-builder", env: false, standIn: false },
@@ -34,25 +33,6 @@ const ORCHESTRATOR_ENV = {
   TOOL_TIMEOUT_MS: "20000",
 };
 const TURN_TIMEOUT_MS = 60_000;
-
-/**
- * A stand-in's directory staged for the compiler: its source is kept as `index.as` so that
- * `deno check`, `deno lint` and `deno fmt` over the repository never read AssemblyScript, and
- * copied here to `assembly/index.ts` (the build cache keys on content, so it still hits).
- */
-async function stageStandIn(dir: string, into: string): Promise<string> {
-  const staged = join(into, dir.split("/").pop()!);
-  await Deno.mkdir(join(staged, "assembly"), { recursive: true });
-  await Deno.copyFile(join(dir, "Capsule.toml"), join(staged, "Capsule.toml"));
-  await Deno.copyFile(join(dir, "index.as"), join(staged, "assembly", "index.ts"));
-  return staged;
-}
-
-function cacheDir(): string {
-  const explicit = Deno.env.get("ASTRID_BUILD_CACHE");
-  if (explicit !== undefined && explicit !== "") return explicit;
-  return join(Deno.env.get("TMPDIR") ?? "/tmp", "astrid-test-build-cache");
-}
 
 interface TurnRecord {
   deltas: string[];
@@ -84,23 +64,15 @@ class Kernel implements AsyncDisposable {
   ): Promise<Kernel> {
     const root = await Deno.makeTempDir({ prefix: "astrid-orch-" });
     const home = await AstridHome.open(root);
-    const principal = principalId("default");
-    await home.ensurePrincipal(principal);
     await home.ensurePrincipal(principalId("bob"));
+    const capsules: BuiltCapsule[] = [];
     for (const c of CAPSULES) {
       if (options.session === false && c.dir === "capsules/session") continue;
       let dir = new URL(c.dir, ROOT).pathname;
-      if (c.standIn) dir = await stageStandIn(dir, join(root, "stand-ins"));
-      const built = await buildCapsule(dir, { cacheDir: cacheDir(), outDir: join(root, "dist") });
-      await installCapsule(built.archive, {
-        home,
-        principal,
-        scope: "user",
-        source: dir,
-        clock: systemClock,
-        ...(c.env ? { env: { ...ORCHESTRATOR_ENV, ...env } } : {}),
-      });
+      if (c.standIn) dir = await stageAsCapsule(dir, join(root, "stand-ins"));
+      capsules.push([dir, c.env ? { ...ORCHESTRATOR_ENV, ...env } : {}]);
     }
+    await installBuilt(home, capsules);
     // [env] values are per principal: bob gets the operator's orchestrator settings.
     const envDir = (p: string) => join(root, "home", p, ".config", "env");
     await Deno.mkdir(envDir("bob"), { recursive: true });

@@ -19,6 +19,7 @@ import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
 import { systemClock } from "../kernel/clock.ts";
 import { buildCapsule } from "../sdk/build/mod.ts";
+import { testBuildCacheDir } from "../sdk/testing/mod.ts";
 
 const ROOT = new URL("..", import.meta.url);
 /** Each capsule and the principal installing it (`default`: the operator, system scope). */
@@ -33,12 +34,6 @@ const NOTES_CONTEXT = "## notes/static/context.md\n\nThe build command is NOTES-
 const NOTES_SKILL = "## release-notes\n\nUse when asked to write release notes.\n\n" +
   "List every change under a heading per version; cite NOTES-SKILL-9.";
 const BOB_SECRET = "BOB-PRIVATE-3";
-
-function cacheDir(): string {
-  const explicit = Deno.env.get("ASTRID_BUILD_CACHE");
-  if (explicit !== undefined && explicit !== "") return explicit;
-  return join(Deno.env.get("TMPDIR") ?? "/tmp", "astrid-test-build-cache");
-}
 
 function payloadOf(msg: BusMessage): Record<string, JsonValue> {
   assert.equal(msg.payload.kind, "json");
@@ -88,7 +83,10 @@ class Kernel implements AsyncDisposable {
     for (const p of ["default", "bob", "carol"]) await home.ensurePrincipal(principalId(p));
     for (const c of CAPSULES) {
       const dir = new URL(c.dir, ROOT).pathname;
-      const built = await buildCapsule(dir, { cacheDir: cacheDir(), outDir: join(root, "dist") });
+      const built = await buildCapsule(dir, {
+        cacheDir: testBuildCacheDir(),
+        outDir: join(root, "dist"),
+      });
       await installCapsule(built.archive, {
         home,
         principal: principalId(c.principal),

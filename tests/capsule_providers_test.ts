@@ -14,7 +14,6 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BusMessage, JsonValue } from "../kernel/events/mod.ts";
 import {
@@ -24,6 +23,8 @@ import {
   testCapsule,
 } from "../sdk/testing/mod.ts";
 import { type FakeServer, startAnthropicFake, startOpenAiFake } from "./fakes/mod.ts";
+import { setCapsuleEnv } from "./fixtures/capsule_env.ts";
+import { loopbackCopy } from "./fixtures/loopback_capsule.ts";
 import { buildCapsule } from "../sdk/build/mod.ts";
 
 const KEY = "sk-test-providers-0123456789";
@@ -77,35 +78,6 @@ const CASES: ProviderCase[] = [
     path: "/v1/messages",
   },
 ];
-
-/** A copy of the capsule whose `net` list allows any loopback port of 127.0.0.1. */
-async function loopbackCopy(name: string): Promise<string> {
-  const src = fileURLToPath(new URL(`../capsules/${name}/`, import.meta.url));
-  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: `astrid-${name}-` });
-  await Deno.mkdir(join(dir, "assembly"));
-  for await (const entry of Deno.readDir(join(src, "assembly"))) {
-    if (entry.isFile) {
-      await Deno.copyFile(join(src, "assembly", entry.name), join(dir, "assembly", entry.name));
-    }
-  }
-  const manifest = await Deno.readTextFile(join(src, "Capsule.toml"));
-  const rewritten = manifest.replace(/^net = \[[^\]]*\]/m, 'net = ["127.0.0.1:*"]');
-  assert.notEqual(rewritten, manifest, `${name}/Capsule.toml has no net = [...] list to rewrite`);
-  await Deno.writeTextFile(join(dir, "Capsule.toml"), rewritten);
-  return dir;
-}
-
-/** Rewrites the capsule's `[env]` values for the default principal (read on every call). */
-async function setEnv(h: CapsuleHarness, capsule: string, values: Record<string, string>) {
-  const path = join(h.home, "home", "default", ".config", "env", `${capsule}.env.json`);
-  let current: Record<string, string> = {};
-  try {
-    current = JSON.parse(await Deno.readTextFile(path));
-  } catch {
-    // none yet
-  }
-  await Deno.writeTextFile(path, JSON.stringify({ ...current, ...values }), { mode: 0o600 });
-}
 
 /** The raw SSE body a fake sends for one request, fetched like a real client would. */
 async function rawStream(c: ProviderCase, fake: FakeServer): Promise<Uint8Array> {
@@ -221,7 +193,8 @@ const READ_TOOLS: { name: string; description: string; input_schema: JsonValue }
 
 for (const c of CASES) {
   Deno.test(`${c.capsule} streams answers, tool calls and usage, and maps every error`, async (t) => {
-    const dir = await loopbackCopy(c.capsule);
+    const copies = await Deno.makeTempDir({ dir: "/tmp", prefix: `astrid-${c.capsule}-` });
+    const dir = await loopbackCopy(c.capsule, copies);
     const demo = await c.start({ script: "demo", apiKey: KEY });
     const multi = await c.start({ script: "multi_tool", apiKey: KEY });
     const errors = await c.start({ script: "errors", apiKey: KEY });
@@ -233,6 +206,7 @@ for (const c of CASES) {
       build: { cacheDir: testBuildCacheDir() },
       env: { API_KEY: KEY, BASE_URL: c.baseUrl(demo), MODEL: "fake-model", RETRY_WAIT_MAX_MS: "0" },
     });
+    const envOf = { home: h.home, capsule: c.capsule };
     try {
       await t.step(
         "a first turn streams its text, one tool call with parsed arguments, and usage",
@@ -343,7 +317,7 @@ for (const c of CASES) {
       await t.step(
         "parallel tool calls come out in order, each with its own arguments",
         async () => {
-          await setEnv(h, c.capsule, { BASE_URL: c.baseUrl(multi) });
+          await setCapsuleEnv(envOf, { BASE_URL: c.baseUrl(multi) });
           const reply = await generate(h, c.provider, {
             messages: user("look around"),
             tools: READ_TOOLS,
@@ -378,7 +352,7 @@ for (const c of CASES) {
           const server = dribble(body);
           try {
             const base = `http://127.0.0.1:${server.addr.port}`;
-            await setEnv(h, c.capsule, { BASE_URL: c.provider === "openai" ? `${base}/v1` : base });
+            await setCapsuleEnv(envOf, { BASE_URL: c.provider === "openai" ? `${base}/v1` : base });
             const reply = await generate(h, c.provider, { messages: user("go") });
             assert.equal(reply.text, "Grüße aus 🚀 Köln, naïve café.");
             assert.deepEqual(reply.toolCalls.map((e) => [e.name, e.arguments]), [
@@ -405,13 +379,13 @@ for (const c of CASES) {
         assert.equal(value.models[0].id, "fake-model");
       });
 
-      await setEnv(h, c.capsule, { BASE_URL: c.baseUrl(errors) });
+      await setCapsuleEnv(envOf, { BASE_URL: c.baseUrl(errors) });
       const count = () => errors.count(c.path);
 
       await t.step("a wrong key is a provider_auth error naming the API_KEY setting", async () => {
-        await setEnv(h, c.capsule, { API_KEY: "sk-wrong" });
+        await setCapsuleEnv(envOf, { API_KEY: "sk-wrong" });
         const reply = await generate(h, c.provider, { messages: user("hello") });
-        await setEnv(h, c.capsule, { API_KEY: KEY });
+        await setCapsuleEnv(envOf, { API_KEY: KEY });
         assert.equal(reply.last.type, "error");
         assert.equal(reply.last.error?.kind, "provider_auth");
         assert.equal(reply.last.error?.status, 401);
@@ -508,13 +482,13 @@ for (const c of CASES) {
             },
           });
           try {
-            await setEnv(h, c.capsule, { BASE_URL: c.baseUrl(flaky) });
+            await setCapsuleEnv(envOf, { BASE_URL: c.baseUrl(flaky) });
             const reply = await generate(h, c.provider, { messages: user("go") });
             assert.equal(reply.text, "Second try.");
             assert.equal(reply.last.type, "final");
             assert.equal(flaky.count(c.path), 2);
           } finally {
-            await setEnv(h, c.capsule, { BASE_URL: c.baseUrl(errors) });
+            await setCapsuleEnv(envOf, { BASE_URL: c.baseUrl(errors) });
             await flaky.close();
           }
         },
@@ -531,9 +505,9 @@ for (const c of CASES) {
           "an empty API key fails at once, naming the setting, without a request",
           async () => {
             const before = count();
-            await setEnv(h, c.capsule, { API_KEY: "" });
+            await setCapsuleEnv(envOf, { API_KEY: "" });
             const reply = await generate(h, c.provider, { messages: user("hello") });
-            await setEnv(h, c.capsule, { API_KEY: KEY });
+            await setCapsuleEnv(envOf, { API_KEY: KEY });
             assert.equal(reply.last.error?.kind, "provider_auth");
             assert.match(reply.last.error?.message ?? "", /API_KEY/);
             assert.equal(count() - before, 0);
@@ -552,9 +526,9 @@ for (const c of CASES) {
       await t.step(
         "a host the net capability does not name is refused with a clear error",
         async () => {
-          await setEnv(h, c.capsule, { BASE_URL: "http://127.0.0.2:9/v1" });
+          await setCapsuleEnv(envOf, { BASE_URL: "http://127.0.0.2:9/v1" });
           const reply = await generate(h, c.provider, { messages: user("hello") });
-          await setEnv(h, c.capsule, { BASE_URL: c.baseUrl(errors) });
+          await setCapsuleEnv(envOf, { BASE_URL: c.baseUrl(errors) });
           assert.equal(reply.last.error?.kind, "provider");
           assert.match(
             reply.last.error?.message ?? "",
@@ -574,7 +548,7 @@ for (const c of CASES) {
       await demo.close();
       await multi.close();
       await errors.close();
-      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(copies, { recursive: true });
     }
   });
 }

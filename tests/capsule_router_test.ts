@@ -17,16 +17,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { installCapsule } from "../kernel/capsule/mod.ts";
 import { bootDaemon, type Daemon } from "../kernel/daemon/mod.ts";
 import type { BusMessage, JsonValue, PublishResult } from "../kernel/events/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
 import type { SecurityInterceptor } from "../kernel/security/mod.ts";
-import { systemClock } from "../kernel/clock.ts";
-import { buildCapsule } from "../sdk/build/mod.ts";
-import { messageJson, testBuildCacheDir } from "../sdk/testing/mod.ts";
+import { messageJson } from "../sdk/testing/mod.ts";
 import { type FakeServer, startAnthropicFake, startOpenAiFake } from "./fakes/mod.ts";
+import { setCapsuleEnv } from "./fixtures/capsule_env.ts";
+import { type BuiltCapsule, installBuilt } from "./fixtures/install_built.ts";
+import { loopbackCopy } from "./fixtures/loopback_capsule.ts";
 
 const KEY = "sk-test-router-0123456789";
 const ROOT = new URL("..", import.meta.url);
@@ -84,23 +84,6 @@ interface Routed {
   published: PublishResult;
 }
 
-/** A copy of the provider capsule whose `net` list allows any loopback port of 127.0.0.1. */
-async function loopbackCopy(name: string, into: string): Promise<string> {
-  const src = fileURLToPath(new URL(`capsules/${name}/`, ROOT));
-  const dir = join(into, name);
-  await Deno.mkdir(join(dir, "assembly"), { recursive: true });
-  for await (const entry of Deno.readDir(join(src, "assembly"))) {
-    if (entry.isFile) {
-      await Deno.copyFile(join(src, "assembly", entry.name), join(dir, "assembly", entry.name));
-    }
-  }
-  const manifest = await Deno.readTextFile(join(src, "Capsule.toml"));
-  const rewritten = manifest.replace(/^net = \[[^\]]*\]/m, 'net = ["127.0.0.1:*"]');
-  assert.notEqual(rewritten, manifest, `${name}/Capsule.toml has no net = [...] list to rewrite`);
-  await Deno.writeTextFile(join(dir, "Capsule.toml"), rewritten);
-  return dir;
-}
-
 let calls = 0;
 
 class Kernel implements AsyncDisposable {
@@ -122,11 +105,9 @@ class Kernel implements AsyncDisposable {
     const anthropic = await startAnthropicFake({ script: script("anthropic"), apiKey: KEY });
     try {
       const home = await AstridHome.open(root);
-      const principal = principalId("default");
-      await home.ensurePrincipal(principal);
       const copies = join(root, "src");
       const provider = { API_KEY: KEY, RETRY_WAIT_MAX_MS: "0", MAX_RETRIES: "0" };
-      const capsules: [string, Record<string, string>][] = [
+      const capsules: BuiltCapsule[] = [
         [fileURLToPath(new URL("capsules/router", ROOT)), {
           RULE: "fallback",
           ROUTES: "openai,anthropic",
@@ -150,20 +131,7 @@ class Kernel implements AsyncDisposable {
         }],
         [fileURLToPath(new URL("capsules/prompt-builder", ROOT)), {}],
       ];
-      for (const [dir, env] of capsules) {
-        const built = await buildCapsule(dir, {
-          cacheDir: testBuildCacheDir(),
-          outDir: join(root, "dist"),
-        });
-        await installCapsule(built.archive, {
-          home,
-          principal,
-          scope: "user",
-          source: dir,
-          clock: systemClock,
-          env,
-        });
-      }
+      await installBuilt(home, capsules);
       // Model calls are metered before a provider sees them: price the provider routes only.
       const pricing = Object.entries(PRICES).map(([route, [input, output]]) =>
         `[pricing."${route}/*"]\ninput_per_mtok = ${input}\noutput_per_mtok = ${output}\n`
@@ -193,9 +161,7 @@ class Kernel implements AsyncDisposable {
 
   /** Merges `values` into the router's `[env]` values (read on every call). */
   async routerEnv(values: Record<string, string>): Promise<void> {
-    const path = join(this.root, "home", "default", ".config", "env", "router.env.json");
-    const current = JSON.parse(await Deno.readTextFile(path));
-    await Deno.writeTextFile(path, JSON.stringify({ ...current, ...values }), { mode: 0o600 });
+    await setCapsuleEnv({ home: this.root, capsule: "router" }, values);
   }
 
   /** Publishes `llm.v1.request.generate.router` and reads its stream to the end. */

@@ -8,23 +8,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { installCapsule } from "../kernel/capsule/mod.ts";
+import { fileURLToPath } from "node:url";
 import { bootDaemon, type Daemon } from "../kernel/daemon/mod.ts";
 import type { BusMessage, JsonValue } from "../kernel/events/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
-import { systemClock } from "../kernel/clock.ts";
-import { buildCapsule } from "../sdk/build/mod.ts";
+import { installBuilt } from "./fixtures/install_built.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const MAX_MESSAGES = 12;
-
-function cacheDir(): string {
-  const explicit = Deno.env.get("ASTRID_BUILD_CACHE");
-  if (explicit !== undefined && explicit !== "") return explicit;
-  return join(Deno.env.get("TMPDIR") ?? "/tmp", "astrid-test-build-cache");
-}
 
 type Obj = Record<string, JsonValue>;
 
@@ -45,16 +37,10 @@ class Kernel implements AsyncDisposable {
       const home = await AstridHome.open(root);
       await home.ensurePrincipal(principalId("default"));
       await home.ensurePrincipal(principalId("bob"));
-      const dir = new URL("capsules/session", ROOT).pathname;
-      const built = await buildCapsule(dir, { cacheDir: cacheDir(), outDir: join(root, "dist") });
-      await installCapsule(built.archive, {
-        home,
-        principal: principalId("default"),
-        scope: "user",
-        source: dir,
-        clock: systemClock,
-        env: { MAX_MESSAGES: String(MAX_MESSAGES), MAX_LIST: "3" },
-      });
+      await installBuilt(home, [[fileURLToPath(new URL("capsules/session", ROOT)), {
+        MAX_MESSAGES: String(MAX_MESSAGES),
+        MAX_LIST: "3",
+      }]]);
       const daemon = await bootDaemon({
         home: root,
         env: { get: () => undefined },

@@ -13,30 +13,11 @@ import wabtInit from "wabt";
 import { EnvFileConfig, envFilePath } from "../host_abi/mod.ts";
 import { parseManifest, writeArchive } from "../kernel/capsule/mod.ts";
 import { blake3Hex } from "../kernel/crypto/mod.ts";
+import { astridShellCommand, runAstrid } from "./fixtures/run_astrid.ts";
+import { hasTmux, TmuxTerminal } from "./fixtures/tmux_terminal.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const wabt = await wabtInit();
 const enc = new TextEncoder();
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function astrid(home: string, args: string[], cwd?: string): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
-    env: { ASTRID_HOME: home, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    ...(cwd ? { cwd } : {}),
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 function wasm(tag: string): Uint8Array {
   const mod = wabt.parseWat("t.wat", `(module (memory 1) (data (i32.const 0) "${tag}"))`);
@@ -98,7 +79,7 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
     await t.step(
       "a required [env] field without --env is refused before anything is written",
       async () => {
-        const r = await astrid(home, ["capsule", "install", a.archive]);
+        const r = await runAstrid(home, ["capsule", "install", a.archive]);
         assert.equal(r.code, 1);
         assert.match(
           r.stderr,
@@ -108,7 +89,7 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
       },
     );
     await t.step("an unknown --env field is a usage error", async () => {
-      const r = await astrid(home, ["capsule", "install", a.archive, "--env", "NOPE=1"]);
+      const r = await runAstrid(home, ["capsule", "install", a.archive, "--env", "NOPE=1"]);
       assert.equal(r.code, 2);
       assert.match(
         r.stderr,
@@ -118,7 +99,7 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
     await t.step(
       "install an archive: record, pinned hash, content-addressed binary, env 0600",
       async () => {
-        const r = await astrid(home, ["capsule", "install", a.archive, "--env", "API_KEY=sk-a"]);
+        const r = await runAstrid(home, ["capsule", "install", a.archive, "--env", "API_KEY=sk-a"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /^Installed llm-a 1\.0\.0 \([0-9a-f]{12}\) for principal default$/m);
         assert.match(r.stdout, /No daemon is running: capsules load when it next starts/);
@@ -140,33 +121,33 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
       assert.equal(await config.get("REGION"), "eu", "a default stays in the manifest");
     });
     await t.step("installing the same archive again changes nothing", async () => {
-      const r = await astrid(home, ["capsule", "install", a.archive]);
+      const r = await runAstrid(home, ["capsule", "install", a.archive]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /llm-a 1\.0\.0 \([0-9a-f]{12}\) is already installed/);
     });
     await t.step("install a capsule directory (its dist/<name>.capsule)", async () => {
-      const r = await astrid(home, ["capsule", "install", orch.dir]);
+      const r = await runAstrid(home, ["capsule", "install", orch.dir]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /Installed orch 0\.1\.0/);
     });
     await t.step("list, list --verbose and list --json", async () => {
-      const r = await astrid(home, ["capsule", "list"]);
+      const r = await runAstrid(home, ["capsule", "list"]);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout.trim().split("\n").map((l) => l.split(/\s+/)), [
         ["NAME", "VERSION", "HASH", "SCOPE"],
         ["llm-a", "1.0.0", a.hash.slice(7, 19), "user"],
         ["orch", "0.1.0", orch.hash.slice(7, 19), "user"],
       ]);
-      const v = await astrid(home, ["capsule", "list", "--verbose"]);
+      const v = await runAstrid(home, ["capsule", "list", "--verbose"]);
       assert.match(v.stdout, /capabilities: fs_read=workspace:\/\/ kv/);
       assert.match(v.stdout, /env: API_KEY \(secret, required\), REGION \(select\)/);
       assert.ok(!v.stdout.includes("sk-a"), "values, secrets above all, are never listed");
-      const j = JSON.parse((await astrid(home, ["capsule", "list", "--json"])).stdout);
+      const j = JSON.parse((await runAstrid(home, ["capsule", "list", "--json"])).stdout);
       assert.deepEqual(j.capsules.map((c: { name: string }) => c.name), ["llm-a", "orch"]);
       assert.equal(j.capsules[0].wasm_hash, a.hash);
     });
     await t.step("tree draws imports and exports", async () => {
-      const r = await astrid(home, ["capsule", "tree"]);
+      const r = await runAstrid(home, ["capsule", "tree"]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(
         r.stdout,
@@ -181,7 +162,7 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
       );
     });
     await t.step("an export conflict is refused without --yes", async () => {
-      const r = await astrid(home, ["capsule", "install", b.archive]);
+      const r = await runAstrid(home, ["capsule", "install", b.archive]);
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
@@ -193,7 +174,7 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
     await t.step(
       "with --yes the conflicting capsule is replaced and its binary collected",
       async () => {
-        const r = await astrid(home, ["capsule", "install", b.archive, "--yes"]);
+        const r = await runAstrid(home, ["capsule", "install", b.archive, "--yes"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /Removed llm-a 1\.0\.0 \(replaced by llm-b\); deleted its binary/);
         assert.equal(await exists(record(home, "llm-a")), false);
@@ -205,7 +186,7 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
       },
     );
     await t.step("remove refuses while a dependent needs what only it provides", async () => {
-      const r = await astrid(home, ["capsule", "remove", "llm-b"]);
+      const r = await runAstrid(home, ["capsule", "remove", "llm-b"]);
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
@@ -214,33 +195,33 @@ Deno.test("astrid capsule install/list/tree/update/remove against a real home", 
       assert.ok(await exists(record(home, "llm-b")));
     });
     await t.step("remove --force removes it and its binary", async () => {
-      const r = await astrid(home, ["capsule", "remove", "llm-b", "--force"]);
+      const r = await runAstrid(home, ["capsule", "remove", "llm-b", "--force"]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /warning: Removing llm-b anyway: orch needs astrid:llm/);
       assert.match(r.stdout, new RegExp(`Deleted binary ${b.hash} \\(no other install uses it\\)`));
       assert.equal(await exists(binFile(home, b.hash)), false);
-      const tree = await astrid(home, ["capsule", "tree"]);
+      const tree = await runAstrid(home, ["capsule", "tree"]);
       assert.match(tree.stdout, /imports astrid:llm \^1\.0 ← \(none\)/);
       assert.match(tree.stdout, /BLOCKED: import "astrid:llm"/);
     });
     await t.step("update reinstalls from the recorded source when it changed", async () => {
-      const same = await astrid(home, ["capsule", "update"]);
+      const same = await runAstrid(home, ["capsule", "update"]);
       assert.equal(same.code, 0, same.stderr);
       assert.match(same.stdout, /^orch 0\.1\.0: up to date$/m);
       const next = await capsule(src, "orch", "0.2.0", ORCH);
-      const r = await astrid(home, ["capsule", "update", "orch"]);
+      const r = await runAstrid(home, ["capsule", "update", "orch"]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^orch 0\.1\.0 → 0\.2\.0: updated/m);
       assert.match(r.stdout, /deleted the old binary/);
       assert.equal(await exists(binFile(home, orch.hash)), false);
       assert.ok(await exists(binFile(home, next.hash)));
-      const nope = await astrid(home, ["capsule", "update", "nope"]);
+      const nope = await runAstrid(home, ["capsule", "update", "nope"]);
       assert.equal(nope.code, 1);
       assert.match(nope.stderr, /Capsule "nope" is not installed for principal default/);
     });
     await t.step("update reports a source that is gone", async () => {
       await Deno.remove(join(src, "orch"), { recursive: true });
-      const r = await astrid(home, ["capsule", "update"]);
+      const r = await runAstrid(home, ["capsule", "update"]);
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
@@ -261,24 +242,26 @@ Deno.test("astrid capsule remove keeps a binary another principal or workspace s
     await Deno.mkdir(join(ws, ".astrid"), { recursive: true });
     await t.step("installed for two principals and a workspace: one binary", async () => {
       for (const args of [[], ["--principal", "alice"], ["--workspace"]]) {
-        const r = await astrid(home, ["capsule", "install", c.archive, ...args], ws);
+        const r = await runAstrid(home, ["capsule", "install", c.archive, ...args], { cwd: ws });
         assert.equal(r.code, 0, r.stderr);
       }
       assert.deepEqual((await Array.fromAsync(Deno.readDir(join(home, "bin")))).length, 1);
       assert.ok(await exists(join(ws, ".astrid", "capsules", "shared", "meta.json")));
-      const list = await astrid(home, ["capsule", "list", "--json"], ws);
+      const list = await runAstrid(home, ["capsule", "list", "--json"], { cwd: ws });
       const j = JSON.parse(list.stdout);
       assert.deepEqual(j.capsules.map((x: { scope: string }) => x.scope), ["user"]);
       assert.deepEqual(j.shadowed.map((x: { scope: string }) => x.scope), ["workspace"]);
     });
     await t.step("removing all but one keeps it; removing the last deletes it", async () => {
-      let r = await astrid(home, ["capsule", "remove", "shared"], ws);
+      let r = await runAstrid(home, ["capsule", "remove", "shared"], { cwd: ws });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /Kept binary [0-9a-f]{12}: 2 other installs use it/);
-      r = await astrid(home, ["capsule", "remove", "shared", "--principal", "alice"], ws);
+      r = await runAstrid(home, ["capsule", "remove", "shared", "--principal", "alice"], {
+        cwd: ws,
+      });
       assert.match(r.stdout, /Kept binary [0-9a-f]{12}: 1 other install use it/);
       assert.ok(await exists(binFile(home, c.hash)));
-      r = await astrid(home, ["capsule", "remove", "shared", "--workspace"], ws);
+      r = await runAstrid(home, ["capsule", "remove", "shared", "--workspace"], { cwd: ws });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /Deleted binary/);
       assert.equal(await exists(binFile(home, c.hash)), false);
@@ -293,7 +276,7 @@ Deno.test("astrid capsule remove keeps a binary another principal or workspace s
           `[package]\nname = "unbuilt"\nversion = "0.1.0"\n\n[static]\ncontext_files = ["static/a.md"]\n`,
         );
         await Deno.writeTextFile(join(dir, "static", "a.md"), "# context\n");
-        const r = await astrid(home, ["capsule", "install", dir]);
+        const r = await runAstrid(home, ["capsule", "install", dir]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stderr, /Building .*unbuilt \(astrid build\)/);
         assert.match(r.stdout, /Installed unbuilt 0\.1\.0 for principal default/);
@@ -302,7 +285,7 @@ Deno.test("astrid capsule remove keeps a binary another principal or workspace s
       },
     );
     await t.step("a remote source is refused offline", async () => {
-      const r = await astrid(home, ["capsule", "install", "@org/thing"]);
+      const r = await runAstrid(home, ["capsule", "install", "@org/thing"]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /remote sources are not supported offline/);
     });
@@ -316,73 +299,35 @@ Deno.test("astrid capsule install asks a running daemon to reload", async () => 
   const home = await Deno.makeTempDir({ dir: "/tmp", prefix: "acr" });
   try {
     const c = await capsule(join(home, "src"), "hello", "0.1.0");
-    const start = await astrid(home, ["start"]);
+    const start = await runAstrid(home, ["start"]);
     assert.equal(start.code, 0, start.stderr);
-    const r = await astrid(home, ["capsule", "install", c.archive]);
+    const r = await runAstrid(home, ["capsule", "install", c.archive]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Daemon reloaded: \d+ capsules? loaded/);
   } finally {
-    await astrid(home, ["stop"]);
+    await runAstrid(home, ["stop"]);
     await Deno.remove(home, { recursive: true });
   }
 });
 
-const tmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
-  .output().then((o) => o.success, () => false);
-
 Deno.test({
   name: "astrid capsule install asks [env] in a terminal, hiding the secret (tmux)",
-  ignore: !tmux, // needs tmux for a real terminal; .ci/run installs it
+  ignore: !hasTmux, // needs tmux for a real terminal; .ci/run installs it
   async fn() {
     const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "acp" });
-    const socket = `astrid-test-${crypto.randomUUID().slice(0, 8)}`;
-    const tm = (...args: string[]) =>
-      new Deno.Command("tmux", { args: ["-L", socket, ...args], stdout: "piped", stderr: "piped" })
-        .output();
-    const pane = async () =>
-      new TextDecoder().decode((await tm("capture-pane", "-p", "-t", "s")).stdout);
-    const waitFor = async (text: string) => {
-      for (let i = 0; i < 400; i++) {
-        const p = await pane();
-        if (p.includes(text)) return p;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(
-        `Timed out waiting for ${JSON.stringify(text)}; the pane shows:\n${await pane()}`,
-      );
-    };
+    const term = new TmuxTerminal();
     try {
       const a = await capsule(join(root, "src"), "llm-a", "1.0.0", LLM_A);
       const home = join(root, "home");
-      const cmd = [
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--quiet",
-        "--config",
-        CONFIG,
-        MAIN,
-        "capsule",
-        "install",
-        a.archive,
-      ]
-        .map((x) => `'${x}'`).join(" ");
-      await tm(
-        "new-session",
-        "-d",
-        "-s",
-        "s",
-        "-x",
-        "200",
-        "-y",
-        "50",
+      const cmd = `${astridShellCommand()} capsule install '${a.archive}'`;
+      await term.start(
         `env ASTRID_HOME='${home}' NO_COLOR=1 ${cmd}; echo EXIT=$?; sleep 60`,
       );
-      await waitFor("API_KEY (Provider key) (hidden):");
-      await tm("send-keys", "-t", "s", "sk-typed-secret", "Enter");
-      await waitFor("Choose 1-2 [eu]:");
-      await tm("send-keys", "-t", "s", "2", "Enter");
-      const done = await waitFor("EXIT=");
+      await term.waitFor("API_KEY (Provider key) (hidden):");
+      await term.send("sk-typed-secret", "Enter");
+      await term.waitFor("Choose 1-2 [eu]:");
+      await term.send("2", "Enter");
+      const done = await term.waitFor("EXIT=");
       assert.match(done, /EXIT=0/);
       assert.ok(!done.includes("sk-typed-secret"), "the secret is never echoed");
       const env = JSON.parse(
@@ -390,7 +335,7 @@ Deno.test({
       );
       assert.deepEqual(env, { API_KEY: "sk-typed-secret", REGION: "us" });
     } finally {
-      await tm("kill-server");
+      await term.close();
       await Deno.remove(root, { recursive: true });
     }
   },

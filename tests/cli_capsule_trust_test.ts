@@ -13,34 +13,14 @@ import { join } from "node:path";
 import wabtInit from "wabt";
 import { writeArchive } from "../kernel/capsule/mod.ts";
 import { DaemonClient, runPaths } from "../kernel/daemon/mod.ts";
+import { astridShellCommand, runAstrid } from "./fixtures/run_astrid.ts";
+import { hasTmux, TmuxTerminal } from "./fixtures/tmux_terminal.ts";
+import { hostRequest, watBytes } from "./fixtures/wat_request.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const wabt = await wabtInit();
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 /** The workspace id written before the daemon first sees the project. */
 const WS_ID = "trust-test-workspace";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI with a hard deadline (60 s), stdin not a terminal. */
-async function astrid(home: string, args: string[], cwd?: string): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
-    env: { ASTRID_HOME: home, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-    ...(cwd ? { cwd } : {}),
-  }).output();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** A static capsule (a context file, no code) as a `.capsule` archive. */
 async function staticArchive(dir: string, name: string, description: string): Promise<string> {
@@ -58,28 +38,17 @@ async function staticArchive(dir: string, name: string, description: string): Pr
   return archive;
 }
 
-function watBytes(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => `\\${b.toString(16).padStart(2, "0")}`).join("");
-}
-
 /**
  * A capsule whose `go` handler (on `user.v1.mole`) publishes `astrid.v1.request.trust_capsule`
  * for workspace capsule `target` of workspace {@link WS_ID}: the model trying to widen its own
  * sandbox.
  */
 async function moleArchive(dir: string, target: string): Promise<string> {
-  const fields = [
+  const req = hostRequest([
     "astrid.v1.request.trust_capsule",
     JSON.stringify({ name: target, workspace_id: WS_ID }),
     "{}",
-  ].map((f) => enc.encode(f));
-  const req = new Uint8Array(fields.reduce((n, f) => n + 4 + f.length, 0));
-  let o = 0;
-  for (const f of fields) {
-    new DataView(req.buffer).setUint32(o, f.length, true);
-    req.set(f, o + 4);
-    o += 4 + f.length;
-  }
+  ]);
   const mod = wabt.parseWat(
     "mole.wat",
     `(module
@@ -140,7 +109,7 @@ async function daemonState(client: DaemonClient, name: string): Promise<string |
 }
 
 async function auditRows(home: string): Promise<AuditRow[]> {
-  const r = await astrid(home, ["audit", "show", "--json", "--limit", "500"]);
+  const r = await runAstrid(home, ["audit", "show", "--json", "--limit", "500"]);
   assert.equal(r.code, 0, r.stderr);
   return r.stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
 }
@@ -169,19 +138,21 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
     await Deno.writeTextFile(join(ws, ".astrid", "workspace-id"), `${WS_ID}\n`);
 
     await t.step("install: a workspace capsule, and the operator's mole capsule", async () => {
-      let r = await astrid(home, [
+      let r = await runAstrid(home, [
         "capsule",
         "install",
         await staticArchive(src, "notes", "Project notes"),
         "--workspace",
-      ], ws);
+      ], { cwd: ws });
       assert.equal(r.code, 0, r.stderr);
-      r = await astrid(home, ["capsule", "install", await moleArchive(src, "notes")], ws);
+      r = await runAstrid(home, ["capsule", "install", await moleArchive(src, "notes")], {
+        cwd: ws,
+      });
       assert.equal(r.code, 0, r.stderr);
     });
 
     await t.step("capsule list marks it untrusted", async () => {
-      const r = await astrid(home, ["capsule", "list"], ws);
+      const r = await runAstrid(home, ["capsule", "list"], { cwd: ws });
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.trim().split("\n").map((l) => l.split(/\s+/));
       assert.deepEqual(lines[0], ["NAME", "VERSION", "HASH", "SCOPE", "TRUST"]);
@@ -194,7 +165,9 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
       ]);
       assert.deepEqual(lines.find((l) => l[0] === "mole")?.at(-1), "-");
       assert.match(r.stderr, /workspace capsule notes is untrusted: astrid capsule trust notes/);
-      const j = JSON.parse((await astrid(home, ["capsule", "list", "--json"], ws)).stdout);
+      const j = JSON.parse(
+        (await runAstrid(home, ["capsule", "list", "--json"], { cwd: ws })).stdout,
+      );
       assert.equal(j.workspace_id, WS_ID);
       const notes = j.capsules.find((c: { name: string }) => c.name === "notes");
       assert.equal(notes.trust, "untrusted");
@@ -202,7 +175,7 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
     });
 
     await t.step("the daemon reports it untrusted and does not load it", async () => {
-      const start = await astrid(home, ["start"], ws);
+      const start = await runAstrid(home, ["start"], { cwd: ws });
       assert.equal(start.code, 0, start.stderr);
       const token = (await Deno.readTextFile(runPaths(home).token)).trim();
       client = await DaemonClient.connect(runPaths(home).socket, {
@@ -212,13 +185,13 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
       });
       assert.equal(client.welcome.workspace?.id, WS_ID);
       assert.equal(await until("notes reported", () => daemonState(client!, "notes")), "untrusted");
-      const status = JSON.parse((await astrid(home, ["status", "--json"], ws)).stdout);
+      const status = JSON.parse((await runAstrid(home, ["status", "--json"], { cwd: ws })).stdout);
       assert.ok(!status.capsules.some((c: Summary) => c.name === "notes" && c.state === "loaded"));
       assert.ok(status.capsules.some((c: Summary) => c.name === "mole" && c.state === "loaded"));
     });
 
     await t.step("trust without a terminal and without --yes: refused, exit 2", async () => {
-      const r = await astrid(home, ["capsule", "trust", "notes"], ws);
+      const r = await runAstrid(home, ["capsule", "trust", "notes"], { cwd: ws });
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stdout, /Workspace capsule notes 0\.1\.0 in /);
       assert.match(r.stdout, /capabilities: none/);
@@ -234,15 +207,17 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
 
     let manifestHash = "";
     await t.step("trust --yes: audited with the pinned hashes, then it loads", async () => {
-      const r = await astrid(home, ["capsule", "trust", "notes", "--yes"], ws);
+      const r = await runAstrid(home, ["capsule", "trust", "notes", "--yes"], { cwd: ws });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /Trusted notes 0\.1\.0 in workspace /);
       assert.match(r.stdout, /Loaded notes/);
       manifestHash = /manifest: +(blake3:[0-9a-f]{64})/.exec(r.stdout)![1];
       assert.equal(await daemonState(client!, "notes"), "loaded");
-      const status = JSON.parse((await astrid(home, ["status", "--json"], ws)).stdout);
+      const status = JSON.parse((await runAstrid(home, ["status", "--json"], { cwd: ws })).stdout);
       assert.ok(status.capsules.some((c: Summary) => c.name === "notes" && c.state === "loaded"));
-      const list = JSON.parse((await astrid(home, ["capsule", "list", "--json"], ws)).stdout);
+      const list = JSON.parse(
+        (await runAstrid(home, ["capsule", "list", "--json"], { cwd: ws })).stdout,
+      );
       assert.equal(
         list.capsules.find((c: { name: string }) => c.name === "notes").trust,
         "trusted",
@@ -263,12 +238,12 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
       const file = join(record, "Capsule.toml");
       const text = await Deno.readTextFile(file);
       await Deno.writeTextFile(file, text.replace("Project notes", "Project notes, edited"));
-      const r = await astrid(home, ["capsule", "list"], ws);
+      const r = await runAstrid(home, ["capsule", "list"], { cwd: ws });
       assert.match(r.stdout, /^notes\s+0\.1\.0\s+-\s+workspace\s+changed$/m);
       assert.match(r.stderr, /workspace capsule notes changed since it was trusted/);
       await client!.call("management", { request: "ReloadCapsules" });
       assert.equal(await daemonState(client!, "notes"), "untrusted");
-      const again = await astrid(home, ["capsule", "trust", "notes", "--yes"], ws);
+      const again = await runAstrid(home, ["capsule", "trust", "notes", "--yes"], { cwd: ws });
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stdout, /trust: +changed since it was trusted/);
       assert.notEqual(/manifest: +(blake3:[0-9a-f]{64})/.exec(again.stdout)![1], manifestHash);
@@ -276,17 +251,17 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
     });
 
     await t.step("untrust: audited, and it unloads", async () => {
-      const r = await astrid(home, ["capsule", "untrust", "notes"], ws);
+      const r = await runAstrid(home, ["capsule", "untrust", "notes"], { cwd: ws });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /Untrusted notes in workspace .*: not loaded/);
       assert.equal(await daemonState(client!, "notes"), "untrusted");
-      const list = await astrid(home, ["capsule", "list"], ws);
+      const list = await runAstrid(home, ["capsule", "list"], { cwd: ws });
       assert.match(list.stdout, /^notes\s+0\.1\.0\s+-\s+workspace\s+untrusted$/m);
       const row = (await auditRows(home)).find((e) => e.action === "capsule.untrust")!;
       assert.equal(row.decision, "allowed");
       assert.equal(row.resource, `capsule:${WS_ID}/notes`);
       assert.match(JSON.parse(row.details).manifest_hash, /^blake3:[0-9a-f]{64}$/);
-      const twice = await astrid(home, ["capsule", "untrust", "notes"], ws);
+      const twice = await runAstrid(home, ["capsule", "untrust", "notes"], { cwd: ws });
       assert.match(twice.stdout, /Capsule notes was not trusted in workspace .*: nothing to do/);
     });
 
@@ -305,7 +280,9 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
       assert.equal(row.decider, "policy");
       assert.equal(JSON.parse(row.details).via, "capsule:mole");
       assert.equal(await daemonState(client!, "notes"), "untrusted");
-      const list = JSON.parse((await astrid(home, ["capsule", "list", "--json"], ws)).stdout);
+      const list = JSON.parse(
+        (await runAstrid(home, ["capsule", "list", "--json"], { cwd: ws })).stdout,
+      );
       assert.equal(
         list.capsules.find((c: { name: string }) => c.name === "notes").trust,
         "untrusted",
@@ -313,85 +290,56 @@ Deno.test("astrid capsule trust/untrust: workspace capsules load only once the o
     });
 
     await t.step("trusting a capsule the workspace does not have fails, exit 1", async () => {
-      const r = await astrid(home, ["capsule", "trust", "nope", "--yes"], ws);
+      const r = await runAstrid(home, ["capsule", "trust", "nope", "--yes"], { cwd: ws });
       assert.equal(r.code, 1);
       assert.match(r.stderr, /No workspace capsule "nope" is installed in /);
     });
   } finally {
     await client?.close();
-    await astrid(home, ["stop"]);
+    await runAstrid(home, ["stop"]);
     await Deno.remove(home, { recursive: true });
   }
 });
 
-const tmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
-  .output().then((o) => o.success, () => false);
-
 Deno.test({
   name: "astrid capsule trust asks in a terminal: n changes nothing, y trusts (tmux)",
-  ignore: !tmux, // needs tmux for a real terminal; .ci/run installs it
+  ignore: !hasTmux, // needs tmux for a real terminal; .ci/run installs it
   async fn() {
     const home = await Deno.makeTempDir({ dir: "/tmp", prefix: "actt" });
     const ws = join(home, "project");
-    const socket = `astrid-test-${crypto.randomUUID().slice(0, 8)}`;
-    const tm = (...args: string[]) =>
-      new Deno.Command("tmux", {
-        args: ["-L", socket, ...args],
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(10_000),
-      }).output();
-    const pane = async () => dec.decode((await tm("capture-pane", "-p", "-t", "s")).stdout);
-    /** Waits until `text` shows `times` times in the pane. */
-    const waitFor = async (text: string, times = 1) => {
-      for (let i = 0; i < 600; i++) {
-        const p = await pane();
-        if (p.split(text).length > times) return p;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(
-        `Timed out waiting for ${JSON.stringify(text)}; the pane shows:\n${await pane()}`,
-      );
-    };
+    const term = new TmuxTerminal();
     try {
       await Deno.mkdir(join(ws, ".astrid"), { recursive: true });
-      const r = await astrid(home, [
+      const r = await runAstrid(home, [
         "capsule",
         "install",
         await staticArchive(home, "notes", "Project notes"),
         "--workspace",
-      ], ws);
+      ], { cwd: ws });
       assert.equal(r.code, 0, r.stderr);
-      const cmd = [Deno.execPath(), "run", "-A", "--quiet", "--config", CONFIG, MAIN]
-        .map((x) => `'${x}'`).join(" ") + " capsule trust notes";
-      await tm(
-        "new-session",
-        "-d",
-        "-s",
-        "s",
-        "-x",
-        "200",
-        "-y",
-        "50",
+      const cmd = `${astridShellCommand()} capsule trust notes`;
+      await term.start(
         `cd '${ws}' && export ASTRID_HOME='${home}' NO_COLOR=1; ${cmd}; echo FIRST=$?; ${cmd}; ` +
           `echo SECOND=$?; sleep 60`,
       );
-      await waitFor("Trust notes 0.1.0? [y/N]");
-      await tm("send-keys", "-t", "s", "n", "Enter");
-      let p = await waitFor("FIRST=");
+      await term.waitFor("Trust notes 0.1.0? [y/N]");
+      await term.send("n", "Enter");
+      let p = await term.waitFor("FIRST=");
       assert.match(p, /Not trusted: nothing was changed/);
       assert.match(p, /FIRST=1/);
-      await waitFor("Trust notes 0.1.0? [y/N]", 2);
-      await tm("send-keys", "-t", "s", "y", "Enter");
-      p = await waitFor("SECOND=");
+      await term.waitFor("Trust notes 0.1.0? [y/N]", 2);
+      await term.send("y", "Enter");
+      p = await term.waitFor("SECOND=");
       assert.match(p, /Trusted notes 0\.1\.0 in workspace /);
       assert.match(p, /Loaded notes/);
       assert.match(p, /SECOND=0/);
-      const list = JSON.parse((await astrid(home, ["capsule", "list", "--json"], ws)).stdout);
+      const list = JSON.parse(
+        (await runAstrid(home, ["capsule", "list", "--json"], { cwd: ws })).stdout,
+      );
       assert.equal(list.capsules[0].trust, "trusted");
     } finally {
-      await tm("kill-server").catch(() => {});
-      await astrid(home, ["stop"]);
+      await term.close();
+      await runAstrid(home, ["stop"]);
       await Deno.remove(home, { recursive: true });
     }
   },
@@ -422,36 +370,37 @@ Deno.test("astrid capsule trust pins the binary: another module under the same m
   const home = await Deno.makeTempDir({ dir: "/tmp", prefix: "actb" });
   const ws = join(home, "project");
   const trustOf = async () =>
-    JSON.parse((await astrid(home, ["capsule", "list", "--json"], ws)).stdout).capsules[0].trust;
+    JSON.parse((await runAstrid(home, ["capsule", "list", "--json"], { cwd: ws })).stdout)
+      .capsules[0].trust;
   try {
     await Deno.mkdir(join(ws, ".astrid"), { recursive: true });
-    let r = await astrid(home, [
+    let r = await runAstrid(home, [
       "capsule",
       "install",
       await wasmArchive(home, "tiny", "one"),
       "--workspace",
-    ], ws);
+    ], { cwd: ws });
     assert.equal(r.code, 0, r.stderr);
-    r = await astrid(home, ["capsule", "trust", "tiny", "--yes"], ws);
+    r = await runAstrid(home, ["capsule", "trust", "tiny", "--yes"], { cwd: ws });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Loaded tiny/, r.stderr);
     const first = /wasm: +(blake3:[0-9a-f]{64})/.exec(r.stdout)![1];
     assert.equal(await trustOf(), "trusted");
-    r = await astrid(home, [
+    r = await runAstrid(home, [
       "capsule",
       "install",
       await wasmArchive(home, "tiny", "two"),
       "--workspace",
-    ], ws);
+    ], { cwd: ws });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await trustOf(), "changed");
-    r = await astrid(home, ["capsule", "trust", "tiny", "--yes"], ws);
+    r = await runAstrid(home, ["capsule", "trust", "tiny", "--yes"], { cwd: ws });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /trust: +changed since it was trusted/);
     assert.notEqual(/wasm: +(blake3:[0-9a-f]{64})/.exec(r.stdout)![1], first);
     assert.equal(await trustOf(), "trusted");
   } finally {
-    await astrid(home, ["stop"]);
+    await runAstrid(home, ["stop"]);
     await Deno.remove(home, { recursive: true });
   }
 });

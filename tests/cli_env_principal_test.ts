@@ -12,55 +12,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { buildCapsule } from "../sdk/build/mod.ts";
 import { testBuildCacheDir } from "../sdk/testing/mod.ts";
 import { startOpenAiFake } from "./fakes/mod.ts";
+import { setCapsuleEnv } from "./fixtures/capsule_env.ts";
+import { copyCapsule, loopbackCopy } from "./fixtures/loopback_capsule.ts";
+import { runAstrid } from "./fixtures/run_astrid.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-const ROOT = new URL("..", import.meta.url);
 const KEY = "sk-operator-env-0123456789";
-/** No child may run longer than this; the test fails instead of hanging. */
-const HARD_LIMIT_MS = 90_000;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function astrid(home: string, cwd: string, args: string[]): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
-    cwd,
-    env: { ASTRID_HOME: home, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(HARD_LIMIT_MS),
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-/** Copies capsule `name`'s source into `into/<name>` (optionally rewriting its manifest). */
-async function stage(
-  name: string,
-  into: string,
-  rewrite: (manifest: string) => string = (m) => m,
-): Promise<void> {
-  const src = fileURLToPath(new URL(`capsules/${name}/`, ROOT));
-  const dir = join(into, name);
-  await Deno.mkdir(join(dir, "assembly"), { recursive: true });
-  for await (const entry of Deno.readDir(join(src, "assembly"))) {
-    if (entry.isFile) {
-      await Deno.copyFile(join(src, "assembly", entry.name), join(dir, "assembly", entry.name));
-    }
-  }
-  const manifest = await Deno.readTextFile(join(src, "Capsule.toml"));
-  await Deno.writeTextFile(join(dir, "Capsule.toml"), rewrite(manifest));
-  // Built here (cached by content), so `astrid init` finds dist/<name>.capsule.
+/** Builds `dir` (cached by content), so `astrid init` finds `dist/<name>.capsule` beside it. */
+async function built(dir: string): Promise<void> {
   await buildCapsule(dir, { cacheDir: testBuildCacheDir(), outDir: join(dir, "dist") });
 }
 
@@ -100,18 +62,14 @@ Deno.test("astrid -p --principal alice is served by the operator's [env] values"
   const fake = await startOpenAiFake({ script: "echo", apiKey: KEY });
   try {
     const distro = join(work, "distro");
-    await stage("orchestrator", distro);
-    await stage(
-      "provider-openai-compat",
-      distro,
-      (m) => m.replace(/^net = \[[^\]]*\]/m, 'net = ["127.0.0.1:*"]'),
-    );
+    await built(await copyCapsule("orchestrator", distro));
+    await built(await loopbackCopy("provider-openai-compat", distro));
     await Deno.writeTextFile(join(distro, "Distro.toml"), DISTRO);
     const ws = join(work, "ws");
     await Deno.mkdir(ws);
 
     await t.step("astrid init as the operator stores the values in its own env files", async () => {
-      const r = await astrid(home, ws, [
+      const r = await runAstrid(home, [
         "init",
         "--distro",
         join(distro, "Distro.toml"),
@@ -119,7 +77,7 @@ Deno.test("astrid -p --principal alice is served by the operator's [env] values"
         `openai_api_key=${KEY}`,
         "--var",
         `openai_base_url=${fake.baseUrl}`,
-      ]);
+      ], { cwd: ws });
       assert.equal(r.code, 0, r.stderr + r.stdout);
       const env = join(home, "home", "default", ".config", "env");
       const stored = JSON.parse(
@@ -134,12 +92,14 @@ Deno.test("astrid -p --principal alice is served by the operator's [env] values"
         '[security]\nmode = "autonomous"\n[pricing."openai/*"]\n' +
           "input_per_mtok = 0.001\noutput_per_mtok = 0.001\n",
       );
-      const start = await astrid(home, ws, ["start"]);
+      const start = await runAstrid(home, ["start"], { cwd: ws });
       assert.equal(start.code, 0, start.stderr);
     });
 
     await t.step("alice, with no values of her own, gets the operator's provider", async () => {
-      const r = await astrid(home, ws, ["-p", "--principal", "alice", "hello from alice"]);
+      const r = await runAstrid(home, ["-p", "--principal", "alice", "hello from alice"], {
+        cwd: ws,
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "echo: hello from alice\n");
       assert.equal(fake.count("/v1/chat/completions"), 1, "the operator's BASE_URL");
@@ -153,24 +113,20 @@ Deno.test("astrid -p --principal alice is served by the operator's [env] values"
     });
 
     await t.step("a value alice stores wins for her alone", async () => {
-      const dir = join(home, "home", "alice", ".config", "env");
-      await Deno.mkdir(dir, { recursive: true });
-      await Deno.writeTextFile(
-        join(dir, "orchestrator.env.json"),
-        JSON.stringify({ MODEL: "alice-model" }),
-        { mode: 0o600 },
-      );
-      const alice = await astrid(home, ws, ["-p", "--principal", "alice", "mine"]);
+      await setCapsuleEnv({ home, capsule: "orchestrator", principal: "alice" }, {
+        MODEL: "alice-model",
+      });
+      const alice = await runAstrid(home, ["-p", "--principal", "alice", "mine"], { cwd: ws });
       assert.equal(alice.code, 0, alice.stderr);
       assert.equal(alice.stdout, "echo: mine\n");
       assert.equal((fake.requests.at(-1)!.body as { model: string }).model, "alice-model");
-      const bob = await astrid(home, ws, ["-p", "--principal", "bob", "and mine"]);
+      const bob = await runAstrid(home, ["-p", "--principal", "bob", "and mine"], { cwd: ws });
       assert.equal(bob.code, 0, bob.stderr);
       assert.equal(bob.stdout, "echo: and mine\n");
       assert.equal((fake.requests.at(-1)!.body as { model: string }).model, "fake-model");
     });
   } finally {
-    await astrid(home, work, ["stop"]).catch(() => {});
+    await runAstrid(home, ["stop"], { cwd: work }).catch(() => {});
     const pid = Number.parseInt(
       await Deno.readTextFile(join(home, "run", "system.lock")).catch(() => ""),
       10,

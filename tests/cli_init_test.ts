@@ -11,22 +11,15 @@ import { join } from "node:path";
 import wabtInit from "wabt";
 import { writeArchive } from "../kernel/capsule/mod.ts";
 import { blake3Hex } from "../kernel/crypto/mod.ts";
+import { type AstridRun, astridShellCommand, runAstrid } from "./fixtures/run_astrid.ts";
+import { hasTmux, TmuxTerminal } from "./fixtures/tmux_terminal.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const wabt = await wabtInit();
 const enc = new TextEncoder();
 
-async function astrid(home: string, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
-    env: { ASTRID_HOME: home, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+/** Runs `astrid <args>` against `home` (a child under the shared hard deadline). */
+function astrid(home: string, ...args: string[]): Promise<AstridRun> {
+  return runAstrid(home, args);
 }
 
 /** Writes `<root>/<name>/` with `Capsule.toml` and `dist/<name>.capsule`; returns the module hash. */
@@ -256,30 +249,12 @@ Deno.test("astrid init reports Distro.toml errors with file:line and refuses rem
   }
 });
 
-const tmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
-  .output().then((o) => o.success, () => false);
-
 Deno.test({
   name: "astrid init in a terminal: groups multi-select and a hidden variable (tmux)",
-  ignore: !tmux, // needs tmux for a real terminal; .ci/run installs it
+  ignore: !hasTmux, // needs tmux for a real terminal; .ci/run installs it
   async fn() {
     const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "aip" });
-    const socket = `astrid-init-${crypto.randomUUID().slice(0, 8)}`;
-    const tm = (...args: string[]) =>
-      new Deno.Command("tmux", { args: ["-L", socket, ...args], stdout: "piped", stderr: "piped" })
-        .output();
-    const pane = async () =>
-      new TextDecoder().decode((await tm("capture-pane", "-p", "-t", "s")).stdout);
-    const waitFor = async (text: string) => {
-      for (let i = 0; i < 400; i++) {
-        const p = await pane();
-        if (p.includes(text)) return p;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(
-        `Timed out waiting for ${JSON.stringify(text)}; the pane shows:\n${await pane()}`,
-      );
-    };
+    const term = new TmuxTerminal();
     try {
       const distro = join(root, "tiny");
       await Deno.mkdir(distro);
@@ -290,37 +265,17 @@ Deno.test({
       await capsule(join(distro, "capsules"), "core", "0.1.0");
       await capsule(join(distro, "capsules"), "prov", "0.1.0", PROV_ENV);
       const home = join(root, "home");
-      const cmd = [
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--quiet",
-        "--config",
-        CONFIG,
-        MAIN,
-        "init",
-        "--distro",
-        distro,
-      ]
-        .map((x) => `'${x}'`).join(" ");
-      await tm(
-        "new-session",
-        "-d",
-        "-s",
-        "s",
-        "-x",
-        "200",
-        "-y",
-        "50",
+      const cmd = `${astridShellCommand()} init --distro '${distro}'`;
+      await term.start(
         `env ASTRID_HOME='${home}' NO_COLOR=1 ${cmd}; echo EXIT=$?; sleep 60`,
       );
-      await waitFor("2) [ ] extra — Nothing much");
-      await tm("send-keys", "-t", "s", "prov, extra", "Enter");
-      await waitFor("api_key (Provider key) (hidden):");
-      await tm("send-keys", "-t", "s", "sk-from-tty", "Enter");
-      await waitFor("model (Model) [large]:");
-      await tm("send-keys", "-t", "s", "Enter");
-      const done = await waitFor("EXIT=");
+      await term.waitFor("2) [ ] extra — Nothing much");
+      await term.send("prov, extra", "Enter");
+      await term.waitFor("api_key (Provider key) (hidden):");
+      await term.send("sk-from-tty", "Enter");
+      await term.waitFor("model (Model) [large]:");
+      await term.send("Enter");
+      const done = await term.waitFor("EXIT=");
       assert.match(done, /Groups: prov, extra/);
       assert.match(done, /\[2\/2\] installing prov 0\.1\.0 … ok/);
       assert.match(done, /EXIT=0/);
@@ -330,7 +285,7 @@ Deno.test({
       );
       assert.deepEqual(env, { API_KEY: "sk-from-tty", MODEL: "large" });
     } finally {
-      await tm("kill-server");
+      await term.close();
       await Deno.remove(root, { recursive: true });
     }
   },

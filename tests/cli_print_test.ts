@@ -13,17 +13,15 @@
  */
 import assert from "node:assert/strict";
 import { installEchoOrchestrator } from "./fixtures/echo_orchestrator/build.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-/** No child may run longer than this; the test fails instead of hanging. */
-const HARD_LIMIT_MS = 60_000;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import {
+  astridCommand,
+  type AstridRun,
+  type AuditRow,
+  CLI_DEADLINE_MS,
+  jsonLines,
+  lastLine,
+  runAstrid,
+} from "./fixtures/run_astrid.ts";
 
 interface Env {
   home: string;
@@ -31,45 +29,11 @@ interface Env {
 }
 
 function command(env: Env, args: string[], stdin: "null" | "piped"): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
-    cwd: env.workspace,
-    env: { ASTRID_HOME: env.home, NO_COLOR: "1" },
-    stdin,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(HARD_LIMIT_MS),
-  });
+  return astridCommand(env.home, args, { cwd: env.workspace, stdin });
 }
 
-async function astrid(env: Env, args: string[], input?: string): Promise<Run> {
-  const child = command(env, args, input === undefined ? "null" : "piped").spawn();
-  if (input !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(input));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function lastLine(text: string): string {
-  return text.trimEnd().split("\n").at(-1) ?? "";
-}
-
-function jsonLines(text: string): Record<string, unknown>[] {
-  return text.trim().split("\n").map((l) => JSON.parse(l));
-}
-
-interface AuditRow {
-  action: string;
-  decision: string;
-  layer: string;
-  rule: string;
-  decider: string;
-  session: string;
-  resource: string;
+function astrid(env: Env, args: string[], input?: string): Promise<AstridRun> {
+  return runAstrid(env.home, args, { cwd: env.workspace, input });
 }
 
 async function audit(env: Env): Promise<AuditRow[]> {
@@ -192,7 +156,7 @@ Deno.test("astrid -p exit codes: 3 headless approval, --yes, 4 budget, 5 provide
         // The model answered afterwards: the exit code still says an approval was unanswerable.
         assert.equal(r.stdout, "echo: please write it (write denied)\n");
         assert.match(r.stderr, /\[approval\] denied: No human can be asked to allow write/);
-        assert.ok(Date.now() - started < HARD_LIMIT_MS);
+        assert.ok(Date.now() - started < CLI_DEADLINE_MS);
         const session = lastLine(r.stderr);
         const denied = (await audit(env)).filter((e) =>
           e.session === session && e.action === "fs.write"

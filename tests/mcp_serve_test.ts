@@ -33,6 +33,7 @@ import { BinaryStore, userCapsulesDir, writeInstallRecord } from "../kernel/caps
 import { bootDaemon, type Daemon, DaemonClient } from "../kernel/daemon/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
+import { hostRequest, watBytes } from "./fixtures/wat_request.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
@@ -40,16 +41,7 @@ const wabt = await wabtInit();
 
 /** A guest whose `echo` returns its invocation and whose `save` writes `saved.txt`. */
 function toolGuest(): Uint8Array {
-  const enc = new TextEncoder();
-  const fields = ["workspace://saved.txt", "saved by a capsule"].map((f) => enc.encode(f));
-  const req = new Uint8Array(fields.reduce((n, f) => n + 4 + f.length, 0));
-  let o = 0;
-  for (const f of fields) {
-    new DataView(req.buffer).setUint32(o, f.length, true);
-    req.set(f, o + 4);
-    o += 4 + f.length;
-  }
-  const hex = Array.from(req, (b) => `\\${b.toString(16).padStart(2, "0")}`).join("");
+  const req = hostRequest(["workspace://saved.txt", "saved by a capsule"]);
   const m = wabt.parseWat(
     "guest.wat",
     `(module
@@ -64,7 +56,7 @@ function toolGuest(): Uint8Array {
     (local.get $p))
   (func $pack (param $p i32) (param $l i32) (result i64)
     (i64.or (i64.shl (i64.extend_i32_u (local.get $p)) (i64.const 32)) (i64.extend_i32_u (local.get $l))))
-  (data (i32.const 16) "${hex}")
+  (data (i32.const 16) "${watBytes(req)}")
   (func (export "tool_echo") (param $p i32) (param $l i32) (result i64)
     (local $o i32)
     (local.set $o (call $alloc (i32.add (local.get $l) (i32.const 4))))

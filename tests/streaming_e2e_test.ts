@@ -14,15 +14,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { installCapsule } from "../kernel/capsule/mod.ts";
 import { bootDaemon, type Daemon } from "../kernel/daemon/mod.ts";
 import type { JsonValue } from "../kernel/events/mod.ts";
 import { AstridHome } from "../kernel/home/mod.ts";
 import { principalId } from "../kernel/identity/mod.ts";
-import { systemClock } from "../kernel/clock.ts";
-import { buildCapsule } from "../sdk/build/mod.ts";
-import { messageJson, testBuildCacheDir } from "../sdk/testing/mod.ts";
+import { messageJson } from "../sdk/testing/mod.ts";
 import { type FakeServer, startOpenAiFake } from "./fakes/mod.ts";
+import { type BuiltCapsule, installBuilt } from "./fixtures/install_built.ts";
+import { loopbackCopy } from "./fixtures/loopback_capsule.ts";
 
 const KEY = "sk-test-streaming-0123456789";
 const ROOT = new URL("..", import.meta.url);
@@ -30,23 +29,6 @@ const ROOT = new URL("..", import.meta.url);
 const CHUNK_DELAY_MS = 300;
 const CHUNKS = ["one ", "two ", "three ", "four ", "five"];
 const WAIT_MS = 30_000;
-
-/** A copy of the provider capsule whose `net` list allows any loopback port of 127.0.0.1. */
-async function loopbackCopy(name: string, into: string): Promise<string> {
-  const src = fileURLToPath(new URL(`capsules/${name}/`, ROOT));
-  const dir = join(into, name);
-  await Deno.mkdir(join(dir, "assembly"), { recursive: true });
-  for await (const entry of Deno.readDir(join(src, "assembly"))) {
-    if (entry.isFile) {
-      await Deno.copyFile(join(src, "assembly", entry.name), join(dir, "assembly", entry.name));
-    }
-  }
-  const manifest = await Deno.readTextFile(join(src, "Capsule.toml"));
-  const rewritten = manifest.replace(/^net = \[[^\]]*\]/m, 'net = ["127.0.0.1:*"]');
-  assert.notEqual(rewritten, manifest, `${name}/Capsule.toml has no net = [...] list to rewrite`);
-  await Deno.writeTextFile(join(dir, "Capsule.toml"), rewritten);
-  return dir;
-}
 
 /** A daemon with the orchestrator on `openai` directly, or behind the cache and the router. */
 class Setup implements AsyncDisposable {
@@ -68,9 +50,7 @@ class Setup implements AsyncDisposable {
     });
     try {
       const home = await AstridHome.open(root);
-      const principal = principalId("default");
-      await home.ensurePrincipal(principal);
-      const capsules: [string, Record<string, string>][] = [
+      const capsules: BuiltCapsule[] = [
         [await loopbackCopy("provider-openai-compat", join(root, "src")), {
           API_KEY: KEY,
           BASE_URL: fake.baseUrl,
@@ -97,20 +77,7 @@ class Setup implements AsyncDisposable {
           [fileURLToPath(new URL("capsules/cache", ROOT)), {}],
         );
       }
-      for (const [dir, env] of capsules) {
-        const built = await buildCapsule(dir, {
-          cacheDir: testBuildCacheDir(),
-          outDir: join(root, "dist"),
-        });
-        await installCapsule(built.archive, {
-          home,
-          principal,
-          scope: "user",
-          source: dir,
-          clock: systemClock,
-          env,
-        });
-      }
+      await installBuilt(home, capsules);
       await Deno.writeTextFile(
         join(root, "etc", "config.toml"),
         `[security]\nmode = "autonomous"\n\n[pricing."openai/*"]\ninput_per_mtok = 1\noutput_per_mtok = 2\n`,

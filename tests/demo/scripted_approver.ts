@@ -3,6 +3,7 @@
  * every approval the turn raises, the way a person at `astrid chat` would — Allow Session for a
  * network request (a tool's fetch; a provider's own model call is not asked), Allow Once for
  * anything else (the write, the command). Each request and its answer is reported through `onApproval`.
+ * A test that scripts other answers (a Deny for the write, …) passes its own `choose`.
  *
  * @module
  */
@@ -43,6 +44,8 @@ export interface ScriptedApproverOptions {
   workspace: string;
   /** The principal (default `default`). */
   principal?: string;
+  /** The answer to give each request (default {@link chooseAnswer}). */
+  choose?: (request: ApprovalRequestView) => string;
   /** Called after each answer is sent. */
   onApproval?: (answered: AnsweredApproval) => void;
   /** Called when an answer cannot be sent. */
@@ -69,7 +72,8 @@ export function chooseAnswer(request: ApprovalRequestView): string {
 
 /**
  * Connects to the daemon of the home at `home` as an interactive frontend of `options.session`
- * and answers its approvals (the pending ones first, then each new one) with {@link chooseAnswer}.
+ * and answers its approvals (the pending ones first, then each new one) with `options.choose`
+ * (default {@link chooseAnswer}).
  */
 export async function startScriptedApprover(
   home: string,
@@ -91,7 +95,7 @@ export async function startScriptedApprover(
       return;
     }
     seen.add(request.id);
-    const choice = chooseAnswer(request);
+    const choice = (options.choose ?? chooseAnswer)(request);
     const body: Record<string, JsonValue> = { answer: choice };
     try {
       await client.publish(`astrid.v1.approval.response.${request.id}`, body);

@@ -15,24 +15,29 @@
  * `astrid capsule install --env` writes) to point a provider at another fake or the orchestrator at
  * another route. Extra capsules (the crash tool) go in with `astrid capsule install <dir>`.
  *
- * Every child runs under a hard kill deadline ({@link CHILD_DEADLINE_MS}); {@link AstralisEnv.close}
- * stops the daemon (and kills it by its lock-file pid if `stop` failed) and removes every directory.
+ * Every child runs under a hard kill deadline (`CLI_DEADLINE_MS` of `tests/fixtures/run_astrid.ts`);
+ * {@link AstralisEnv.close} stops the daemon (and kills it by its lock-file pid if `stop` failed)
+ * and removes every directory.
  *
  * @module
  */
 import { join } from "node:path";
+import { testBuildCacheDir } from "../../sdk/testing/mod.ts";
+import { setCapsuleEnv } from "../fixtures/capsule_env.ts";
+import { copyCapsule, loopbackCopy } from "../fixtures/loopback_capsule.ts";
+import {
+  type AstridRun,
+  type AuditRow,
+  runAstrid,
+  type RunAstridOptions,
+} from "../fixtures/run_astrid.ts";
 
 const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
-const MAIN = join(REPO, "main.ts");
-const CONFIG = join(REPO, "deno.json");
 /**
  * Where the capsule sources are copied from: the repository's `capsules/`, or the directory in
  * `ASTRID_E2E_CAPSULES` (a tree of the same shape, e.g. a checkout of another commit's capsules).
  */
 const CAPSULES = Deno.env.get("ASTRID_E2E_CAPSULES") || join(REPO, "capsules");
-
-/** No child process may run longer than this; it is killed and the test fails instead of hanging. */
-export const CHILD_DEADLINE_MS = 90_000;
 
 /** The capsules of the temporary distro, in install order, and the group each belongs to. */
 const DISTRO_CAPSULES: { name: string; group?: string; loopback?: boolean }[] = [
@@ -59,46 +64,6 @@ const OPTIONAL_CAPSULES: { name: string; env: Record<string, string> }[] = [
 /** The model the fakes serve, priced for both providers (and the router) in etc/config.toml. */
 export const FAKE_MODEL = "fake-model";
 
-/** A finished child: exit code, output, and how long it took. */
-export interface Run {
-  /** The exit code (the deadline kills with SIGKILL: 137 or a signal code). */
-  code: number;
-  /** Standard output. */
-  stdout: string;
-  /** Standard error. */
-  stderr: string;
-  /** Wall time, ms. */
-  ms: number;
-}
-
-/** One row of `astrid audit show --json`, the fields the tests read. */
-export interface AuditRow {
-  /** The action (`fs.write`, `net.request`, …). */
-  action: string;
-  /** `allowed` or `denied`. */
-  decision: string;
-  /** The security layer that decided. */
-  layer: string;
-  /** The rule. */
-  rule: string;
-  /** Who decided (`mode`, `headless`, `operator_flag`, `human`, …). */
-  decider: string;
-  /** The session. */
-  session: string;
-  /** The resource. */
-  resource: string;
-}
-
-/** Options of {@link AstralisEnv.astrid}. */
-export interface AstridRunOptions {
-  /** The working directory (default the first workspace). */
-  cwd?: string;
-  /** Text piped to standard input (default none: stdin is null). */
-  input?: string;
-  /** Extra environment variables. */
-  env?: Record<string, string>;
-}
-
 /** True when `capsules/<name>/Capsule.toml` exists (in the source tree the tests copy). */
 export async function capsuleExists(name: string): Promise<boolean> {
   try {
@@ -106,34 +71,6 @@ export async function capsuleExists(name: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** The build cache every test shares (the one the SDK's test harness uses). */
-function buildCache(): string {
-  const explicit = Deno.env.get("ASTRID_BUILD_CACHE");
-  if (explicit !== undefined && explicit !== "") return explicit;
-  return join(Deno.env.get("TMPDIR") ?? "/tmp", "astrid-test-build-cache");
-}
-
-/** Copies a capsule's sources (manifest, `assembly/`, static files) to `dest`, never `dist/`. */
-async function copyCapsule(src: string, dest: string): Promise<void> {
-  await Deno.mkdir(dest, { recursive: true });
-  for await (const entry of Deno.readDir(src)) {
-    if (entry.name === "dist" || entry.name === "node_modules") continue;
-    const from = join(src, entry.name);
-    const to = join(dest, entry.name);
-    if (entry.isDirectory) await copyCapsule(from, to);
-    else if (entry.isFile) await Deno.copyFile(from, to);
-  }
-}
-
-/** Rewrites the manifest's `net = [...]` list to `["127.0.0.1:*"]` (fakes listen on port 0). */
-async function loopbackManifest(dir: string): Promise<void> {
-  const path = join(dir, "Capsule.toml");
-  const manifest = await Deno.readTextFile(path);
-  const rewritten = manifest.replace(/^net = \[[^\]]*\]/m, 'net = ["127.0.0.1:*"]');
-  if (rewritten === manifest) throw new Error(`${path} has no net = [...] list to rewrite`);
-  await Deno.writeTextFile(path, rewritten);
 }
 
 /** The temporary Distro.toml naming `names` under `root`. */
@@ -231,9 +168,8 @@ export class AstralisEnv implements AsyncDisposable {
       await Deno.mkdir(env.home, { recursive: true });
       for (const c of DISTRO_CAPSULES) {
         if (!names.includes(c.name)) continue;
-        const dest = join(env.sources, c.name);
-        await copyCapsule(join(CAPSULES, c.name), dest);
-        if (c.loopback === true) await loopbackManifest(dest);
+        const copy = c.loopback === true ? loopbackCopy : copyCapsule;
+        await copy(c.name, env.sources, { from: CAPSULES });
       }
       const distro = join(root, "Distro.toml");
       await Deno.writeTextFile(distro, distroToml(names));
@@ -260,8 +196,7 @@ export class AstralisEnv implements AsyncDisposable {
           env.optional.set(c.name, `capsules/${c.name}/Capsule.toml does not exist yet`);
           continue;
         }
-        const dest = join(env.sources, c.name);
-        await copyCapsule(join(CAPSULES, c.name), dest);
+        const dest = await copyCapsule(c.name, env.sources, { from: CAPSULES });
         const envArgs = Object.entries(c.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
         const r = await env.astrid(["capsule", "install", dest, "--yes", ...envArgs], {
           cwd: root,
@@ -317,36 +252,12 @@ export class AstralisEnv implements AsyncDisposable {
   }
 
   /** Runs `astrid …` (the real `main.ts` in a child) under the hard deadline. */
-  async astrid(args: string[], options: AstridRunOptions = {}): Promise<Run> {
-    const started = performance.now();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", "--config", CONFIG, MAIN, ...args],
+  astrid(args: string[], options: RunAstridOptions = {}): Promise<AstridRun> {
+    return runAstrid(this.home, args, {
+      ...options,
       cwd: options.cwd ?? this.#workspaces[0] ?? this.root,
-      env: {
-        ASTRID_HOME: this.home,
-        ASTRID_BUILD_CACHE: buildCache(),
-        ASTRID_NO_PROMPT: "1",
-        NO_COLOR: "1",
-        ...options.env,
-      },
-      stdin: options.input === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(CHILD_DEADLINE_MS),
-    }).spawn();
-    if (options.input !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(options.input));
-      await w.close();
-    }
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: dec.decode(out.stdout),
-      stderr: dec.decode(out.stderr),
-      ms: performance.now() - started,
-    };
+      env: { ASTRID_BUILD_CACHE: testBuildCacheDir(), ASTRID_NO_PROMPT: "1", ...options.env },
+    });
   }
 
   /** Replaces some of `capsule`'s stored `[env]` values for `principal` (read on every call). */
@@ -355,14 +266,7 @@ export class AstralisEnv implements AsyncDisposable {
     values: Record<string, string>,
     principal = "default",
   ): Promise<void> {
-    const path = join(this.home, "home", principal, ".config", "env", `${capsule}.env.json`);
-    let current: Record<string, string> = {};
-    try {
-      current = JSON.parse(await Deno.readTextFile(path));
-    } catch {
-      // none yet
-    }
-    await Deno.writeTextFile(path, JSON.stringify({ ...current, ...values }), { mode: 0o600 });
+    await setCapsuleEnv({ home: this.home, capsule, principal }, values);
   }
 
   /** `astrid capsule install <dir> --yes` (extra `--env K=V` from `env`); throws when it fails. */
@@ -428,29 +332,4 @@ export class AstralisEnv implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/** Parses `--json` output: one event per line. */
-export function jsonEvents(stdout: string): Record<string, unknown>[] {
-  return stdout.trim() === ""
-    ? []
-    : stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-/** The last line of `text` (where `--print-session` puts the session id on stderr). */
-export function lastLine(text: string): string {
-  return text.trimEnd().split("\n").at(-1) ?? "";
-}
-
-/**
- * Stages a test capsule whose AssemblyScript is kept as `index.as` (so `deno check`/`lint`/`fmt`
- * never read it) as a buildable directory under `into`: `Capsule.toml` and `assembly/index.ts`.
- */
-export async function stageAsCapsule(dir: string, into: string): Promise<string> {
-  const src = join(REPO, dir);
-  const staged = join(into, dir.split("/").pop()!);
-  await Deno.mkdir(join(staged, "assembly"), { recursive: true });
-  await Deno.copyFile(join(src, "Capsule.toml"), join(staged, "Capsule.toml"));
-  await Deno.copyFile(join(src, "index.as"), join(staged, "assembly", "index.ts"));
-  return staged;
 }
