@@ -69,16 +69,17 @@ Deno.test("AuditLog.append() lets appends made while a batch is signed join its 
   });
   let signing = 0;
   let late: Promise<unknown>[] = [];
-  let log: AuditLog;
+  const ref: { log?: AuditLog } = {};
   const signer = {
     publicKey: key.publicKey,
     async sign(message: Uint8Array): Promise<Uint8Array> {
       // The second entry's signature: three more appends arrive while it is being made.
-      if (++signing === 3) late = [1, 2, 3].map((i) => log.append(input(i)));
+      if (++signing === 3) late = [1, 2, 3].map((i) => ref.log!.append(input(i)));
       return await key.sign(message);
     },
   };
-  log = new AuditLog(counted, { signer, clock: new ManualClock() });
+  const log = new AuditLog(counted, { signer, clock: new ManualClock() });
+  ref.log = log;
   await log.append(input(0)); // the head is read once (a transaction of its own); 2 signatures
   transactions = 0;
   const second = await log.append(input(0));
