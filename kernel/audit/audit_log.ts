@@ -87,6 +87,8 @@ export function auditNamespace(principal: string): string {
 
 /** The most entries one transaction holds (a larger burst takes several). */
 const MAX_BATCH = 1024;
+/** How many rounds of appends that arrived during signing may join a batch. */
+const JOIN_ROUNDS = 1;
 
 /** Append-only, per-principal, signed and hash-chained audit log. */
 export class AuditLog {
@@ -149,17 +151,18 @@ export class AuditLog {
   }
 
   async #commit(first: Pending[]): Promise<void> {
-    const timestamp = this.#clock.now();
     const heads = new Map<string, Head>();
     const prepared: { pending: Pending; body: Uint8Array; hash: Uint8Array; seq: number }[] = [];
     const signatures: Uint8Array[] = [];
     const batch: Pending[] = [];
     try {
-      // Appends that arrive while a part is being signed join the same transaction (one fsync
-      // for a burst), up to MAX_BATCH entries.
-      for (let part = first; part.length > 0;) {
+      // Appends that arrive while the first part is being signed join the same transaction (one
+      // fsync for a burst): one extra round only, so an early append never waits on a stream of
+      // later ones, and never past MAX_BATCH entries.
+      for (let part = first, round = 0; part.length > 0; round++) {
         batch.push(...part);
         const from = prepared.length;
+        const timestamp = this.#clock.now();
         for (const pending of part) {
           const principal = pending.input.principal;
           const head = heads.get(principal) ?? this.#loadHead(principal);
@@ -173,7 +176,7 @@ export class AuditLog {
           prepared.slice(from).map((p) => this.#signer.sign(p.hash)),
         );
         signatures.push(...signed);
-        if (batch.length >= MAX_BATCH) break;
+        if (round >= JOIN_ROUNDS || batch.length >= MAX_BATCH) break;
         part = this.#queue.splice(0, MAX_BATCH - batch.length);
       }
       const headRecords = await Promise.all(
