@@ -269,12 +269,23 @@ TAGS = { type = "array" }
       assert.equal(await alice.get("API_KEY"), undefined, "a secret never comes through get()");
     });
 
-    await t.step("the principal's own value wins field by field, secrets too", async () => {
+    await t.step("the principal's own value wins field by field; its secret too", async () => {
       await write("alice", { MODEL: "m-alice", API_KEY: "sk-alice" });
       assert.equal(await alice.get("MODEL"), "m-alice");
       assert.equal(await alice.get("BASE_URL"), "http://op/v1");
       assert.equal(await alice.secret("API_KEY"), "sk-alice");
     });
+
+    await t.step(
+      "a principal with a file of its own never gets the operator's secrets",
+      async () => {
+        await write("alice", { BASE_URL: "http://alice.example/v1" });
+        assert.equal(await alice.get("BASE_URL"), "http://alice.example/v1");
+        assert.equal(await alice.get("MODEL"), "m0");
+        assert.equal(await alice.secret("API_KEY"), undefined, "sk-op must not reach alice's URL");
+        assert.equal(await alice.hasSecret("API_KEY"), false);
+      },
+    );
 
     await t.step(
       "a principal- or workspace-scope capsule reads only its principal's file",
