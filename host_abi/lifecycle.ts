@@ -547,7 +547,8 @@ export function envFileLayers(homeRoot: string, reader: EnvReader): string[] {
 /**
  * A capsule's `[env]` for one principal, read from its layers ({@link envFileLayers}) on every
  * call (so an install or reconfigure is seen at once): a field takes its value from the first
- * file that holds it, else its manifest default. Serves `services.config`
+ * file that holds it, else its manifest default; a secret only from the first file that
+ * exists. Serves `services.config`
  * ({@link CapsuleConfigView}: non-secret values, whether a secret is set) and
  * {@link CapsuleSecretView} for the declaring capsule (secrets layer the same way, and still
  * reach only the capsule this view belongs to). A missing file means no values; a malformed one
@@ -575,30 +576,42 @@ export class EnvFileConfig implements CapsuleConfigView, CapsuleSecretView {
     return (await this.secret(name)) !== undefined;
   }
 
-  /** The value of secret `name`, or undefined. */
+  /**
+   * The value of secret `name`, or undefined. A secret comes only from the most specific layer
+   * that exists: once a principal keeps values of its own for the capsule, the operator's
+   * secrets no longer serve it (else a principal's own `BASE_URL` would receive the operator's
+   * `API_KEY`).
+   */
   async secret(name: string): Promise<string | undefined> {
     if (this.#fields.get(name)?.type !== "secret") return undefined;
-    const v = await this.#value(name);
-    return typeof v === "string" && v !== "" ? v : undefined;
+    for (const path of this.#paths) {
+      const values = await readEnvFile(path);
+      if (values === null) continue;
+      const v = values[name];
+      return typeof v === "string" && v !== "" ? v : undefined;
+    }
+    return undefined;
   }
 
   /** The value of `name` in the first layer that holds it. */
   async #value(name: string): Promise<string | readonly string[] | undefined> {
     for (const path of this.#paths) {
       const values = await readEnvFile(path);
-      if (Object.hasOwn(values, name)) return values[name];
+      if (values !== null && Object.hasOwn(values, name)) return values[name];
     }
     return undefined;
   }
 }
 
-/** The values in the env file at `path`; `{}` when there is none. */
-async function readEnvFile(path: string): Promise<Record<string, string | readonly string[]>> {
+/** The values in the env file at `path`; null when there is none. */
+async function readEnvFile(
+  path: string,
+): Promise<Record<string, string | readonly string[]> | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return {};
+    if (err instanceof Deno.errors.NotFound) return null;
     throw err;
   }
   let value: unknown;
