@@ -545,8 +545,7 @@ export class McpHost {
   #newInstance(e: Entry, scope: InstanceScope | undefined): McpServerInstance {
     this.#sandboxGate(e);
     const name = e.spec.name;
-    const made: { instance?: McpServerInstance } = {};
-    return made.instance = new McpServerInstance({
+    return new McpServerInstance({
       spec: e.spec,
       launcher: this.#o.launcher,
       ...(scope === undefined ? {} : { scope }),
@@ -564,15 +563,16 @@ export class McpHost {
         }; allow_unsandboxed = true): it sees the real workspace and its writes are not undoable`,
       }),
       onTools: (tools) => this.#setTools(e, tools),
-      onElicit: (params, signal): Promise<ElicitResult> => {
+      // `caller` is the scope the calls in flight captured, not the instance's current one: a
+      // request is relayed to the session whose call made it, never to one that came later.
+      onElicit: (params, signal, caller): Promise<ElicitResult> => {
         const elicitor = this.#o.elicitor;
-        const now = made.instance?.scope; // the session it works for at this moment
-        if (elicitor === undefined || now === undefined) {
+        if (elicitor === undefined || caller === undefined) {
           return Promise.resolve({ action: "decline" });
         }
         return relayElicitation(params, elicitor, {
-          principal: now.principal,
-          session: now.session,
+          principal: caller.principal,
+          session: caller.session,
           capsule: `mcp:${name}`,
           signal,
           expiresAt: this.#clock.now() + this.#settings.callTimeoutSecs * 1000,

@@ -20,6 +20,24 @@
  * - `stop()` (idle, yield, settle, reload, shutdown) closes stdin and waits (SIGTERM, then
  *   SIGKILL); the sandbox folds the server's writes into the session as it exits.
  *
+ * Sessions take turns (`call()` with a scope), in both launchers:
+ * - **One session at a time.** Calls of the session it works on go straight in; a call of
+ *   another session waits until the calls in flight have ended, then the instance switches
+ *   (the sandbox: stopped, writes folded, started again over the new overlay; unsandboxed:
+ *   nothing restarts, the scope just moves). So every call in flight belongs to one session,
+ *   and whatever the server sends during them (elicitation, log lines) is attributed to the
+ *   scope captured by those calls — never to a session that came later.
+ * - **FIFO once a switch is pending.** Calls that cannot go in queue as tickets, in arrival
+ *   order; while a ticket of another session waits, later calls of the current session queue
+ *   behind it (no starvation: the waiting session runs after the calls admitted before it).
+ * - **Batching (against ping-pong).** When a switch completes, every queued call of the new
+ *   session goes in together; the instance switches back only once they have ended. Two
+ *   alternating busy sessions cost one switch per batch, not per call.
+ * - **No deadlock.** A call in flight may wait for a later call of its own session (a `slow`
+ *   tool released by another tool). If the pending switch has not happened after
+ *   {@link SWITCH_GRACE_MS} (`switchGraceMs`), the current session's calls queued behind it go
+ *   in — once per pending switch, so the wait of the other session stays bounded.
+ *
  * @module
  */
 import { join } from "node:path";
@@ -65,6 +83,12 @@ export const DEFAULT_RESTART: RestartPolicy = Object.freeze({
 /** How often a server holding its session checks whether something waits for it, ms. */
 export const YIELD_CHECK_MS = 200;
 
+/**
+ * How long a pending session switch holds back later calls of the current session before it lets
+ * them in (once per pending switch: a call in flight may be waiting for one of them), ms.
+ */
+export const SWITCH_GRACE_MS = 2_000;
+
 /** The delay before restart number `failures` (1-based). */
 export function restartDelay(failures: number, policy: RestartPolicy = DEFAULT_RESTART): number {
   return Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, failures - 1));
@@ -87,6 +111,17 @@ export interface InstanceScope {
 function sameSession(a: InstanceScope | undefined, b: InstanceScope): boolean {
   return a !== undefined && a.session === b.session && a.workspaceId === b.workspaceId &&
     a.principal === b.principal;
+}
+
+function sessionKey(s: InstanceScope): string {
+  return `${s.principal}\0${s.workspaceId}\0${s.session}`;
+}
+
+/** A call waiting for its session's turn. */
+interface Ticket {
+  readonly scope: InstanceScope;
+  /** Counts the call in (synchronously, with its scope) and lets it run. */
+  readonly admit: () => void;
 }
 
 /** One line for the capsule log. */
@@ -126,8 +161,15 @@ export interface McpServerInstanceOptions {
   restart?: RestartPolicy;
   /** Receives each tool list (after start and after `list_changed`). */
   onTools?: (tools: Tool[]) => void;
-  /** Relays elicitation requests to the user. */
-  onElicit?: (params: ElicitRequest["params"], signal: AbortSignal) => Promise<ElicitResult>;
+  /**
+   * Relays elicitation requests to the user of `caller`: the scope captured by the calls in
+   * flight when the request came (undefined when none, or when they carry no scope).
+   */
+  onElicit?: (
+    params: ElicitRequest["params"],
+    signal: AbortSignal,
+    caller: InstanceScope | undefined,
+  ) => Promise<ElicitResult>;
   /** The environment source (default `Deno.env`). */
   env?: { get(name: string): string | undefined };
   /** Host paths the server must read (its script's package, its program). */
@@ -138,6 +180,8 @@ export interface McpServerInstanceOptions {
   workspacePaths?: readonly string[];
   /** Logged as a warning at every start (the launcher is not a sandbox). */
   unsandboxedWarning?: string;
+  /** See {@link SWITCH_GRACE_MS} (the default), ms. */
+  switchGraceMs?: number;
 }
 
 /** The state of an instance. */
@@ -193,8 +237,13 @@ export class McpServerInstance {
   #stopping: Promise<void> | undefined;
   #scope: InstanceScope | undefined;
   #switching: Promise<void> | undefined;
-  #leaving = false;
-  #drainWaiters: (() => void)[] = [];
+  /** Calls waiting for their session's turn, in arrival order. */
+  #queue: Ticket[] = [];
+  /** The scopes the calls in flight captured, by session, with how many calls carry each. */
+  readonly #callers = new Map<string, { scope: InstanceScope; calls: number }>();
+  #graceTimer: unknown;
+  /** The waiting ticket the grace was given for (once per pending switch). */
+  #graceFor: Ticket | undefined;
 
   /** Creates a stopped instance. */
   constructor(options: McpServerInstanceOptions) {
@@ -221,6 +270,20 @@ export class McpServerInstance {
   /** Calls running now. */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** Calls waiting for their session's turn. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * The scope the calls in flight captured (what the server says now is theirs), or undefined
+   * when no call with a scope runs.
+   */
+  get caller(): InstanceScope | undefined {
+    if (this.#callers.size !== 1) return undefined; // none; never two (one session at a time)
+    return this.#callers.values().next().value?.scope;
   }
 
   /** A snapshot for status and tests. */
@@ -266,62 +329,170 @@ export class McpServerInstance {
 
   /**
    * Calls a tool on the running server (starting it first); see {@link CallOptions}. With
-   * `scope`, the call runs over that session's overlay: when the instance works on another
-   * session's, it first waits for that session's calls in flight, stops (their writes folded
-   * into that session) and starts again over `scope` — one instance serves one session at a
-   * time; calls arriving meanwhile wait their turn.
+   * `scope`, the call runs over that session's overlay and waits for its session's turn (see the
+   * module doc): when the instance works on another session's, it first waits for that session's
+   * calls in flight, then switches. Aborting `signal` while it waits rejects with
+   * `MCP_CANCELLED`.
    */
   async call(
     tool: string,
     args: Record<string, unknown>,
     options: CallOptions & { scope?: InstanceScope } = {},
   ): Promise<CallToolResult> {
-    await this.#enter(options.scope);
+    const scope = options.scope;
+    await this.#enter(scope, options.signal);
     try {
       const conn = await this.ensure();
       return await conn.callTool(tool, args, options);
     } finally {
-      this.#inFlight--;
-      if (this.#inFlight === 0) { for (const w of this.#drainWaiters.splice(0)) w(); }
+      this.#leave(scope);
       this.#used();
     }
   }
 
   /**
-   * Counts a call in once the instance works on `scope`'s session (see {@link call}); the
-   * count is taken synchronously after the check, so no switch can slip in between.
+   * Counts a call in once its session has its turn (see the module doc). The count is taken
+   * synchronously with the check (or by {@link #pump}), so no switch can slip in between.
    */
-  async #enter(scope: InstanceScope | undefined): Promise<void> {
-    for (;;) {
-      // Calls of the session it works on go in even while a switch waits for them to drain
-      // (one may need another to finish); only the stop itself holds them back.
-      if (scope === undefined || (!this.#leaving && sameSession(this.#scope, scope))) {
-        this.#inFlight++;
+  #enter(scope: InstanceScope | undefined, signal: AbortSignal | undefined): Promise<void> {
+    if (scope === undefined) {
+      this.#inFlight++; // no overlay: nothing to switch (such an instance never gets a scope)
+      return Promise.resolve();
+    }
+    if (
+      this.#queue.length === 0 && this.#switching === undefined && sameSession(this.#scope, scope)
+    ) {
+      this.#admit(scope);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        const at = this.#queue.indexOf(ticket);
+        if (at < 0) return;
+        this.#queue.splice(at, 1);
+        reject(
+          new McpError(
+            McpCode.MCP_CANCELLED,
+            `Cancelled a call waiting for MCP server "${this.spec.name}"`,
+            { data: { server: this.spec.name, method: "tools/call" } },
+          ),
+        );
+        this.#pump(); // it may have been the ticket everything else waited behind
+      };
+      const ticket: Ticket = {
+        scope,
+        admit: () => {
+          signal?.removeEventListener("abort", onAbort);
+          this.#admit(scope);
+          resolve();
+        },
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#queue.push(ticket);
+      this.#pump();
+    });
+  }
+
+  #admit(scope: InstanceScope): void {
+    this.#inFlight++;
+    const key = sessionKey(scope);
+    const c = this.#callers.get(key);
+    if (c === undefined) this.#callers.set(key, { scope, calls: 1 });
+    else c.calls++;
+  }
+
+  #leave(scope: InstanceScope | undefined): void {
+    this.#inFlight--;
+    if (scope !== undefined) {
+      const key = sessionKey(scope);
+      const c = this.#callers.get(key);
+      if (c !== undefined && --c.calls === 0) this.#callers.delete(key);
+    }
+    if (this.#inFlight === 0) this.#pump();
+  }
+
+  /**
+   * Lets waiting calls in, in order: the head ticket goes in when it is of the current session;
+   * of another, the instance switches once no call runs (then the new session's queued calls go
+   * in together), and until then everything behind the head waits — see the module doc.
+   */
+  #pump(): void {
+    while (this.#switching === undefined && this.#queue.length > 0) {
+      const head = this.#queue[0];
+      if (sameSession(this.#scope, head.scope)) {
+        this.#queue.shift();
+        head.admit();
+        continue;
+      }
+      if (this.#inFlight > 0) {
+        this.#graceAfter(head);
         return;
       }
-      if (this.#switching !== undefined) {
-        await this.#switching.catch(() => {});
+      this.#clearGrace();
+      if (!this.#o.launcher.holdsSession) {
+        // Nothing mounted (an unsandboxed server sees the workspace itself): no restart.
+        this.#moveTo(head.scope);
         continue;
       }
-      if (!this.#o.launcher.holdsSession && this.#scope !== undefined) {
-        // Nothing is mounted (an unsandboxed server sees the workspace itself): no restart.
-        this.#scope = scope;
-        continue;
-      }
-      this.#switching = this.#switchTo(scope).finally(() => (this.#switching = undefined));
+      this.#switching = this.#switchTo(head.scope).finally(() => {
+        this.#switching = undefined;
+        this.#pump();
+      });
+      return;
     }
+    if (this.#queue.length === 0) this.#clearGrace();
   }
 
   async #switchTo(scope: InstanceScope): Promise<void> {
-    while (this.#inFlight > 0) {
-      await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
-    }
-    this.#leaving = true; // set with the count at 0, before any await: nothing slips in
     try {
-      if (this.#scope !== undefined) await this.stop("session switch");
-      this.#scope = scope;
-    } finally {
-      this.#leaving = false;
+      await this.stop("session switch");
+    } catch (err) {
+      this.#log("warn", `Stopping for a session switch failed: ${(err as Error)?.message ?? err}`);
+    }
+    this.#moveTo(scope);
+  }
+
+  /** Works on `scope`'s session from now on and lets in every call of it that waits (batch). */
+  #moveTo(scope: InstanceScope): void {
+    this.#scope = scope;
+    const rest: Ticket[] = [];
+    const batch: Ticket[] = [];
+    for (const t of this.#queue) (sameSession(scope, t.scope) ? batch : rest).push(t);
+    this.#queue = rest;
+    for (const t of batch) t.admit();
+  }
+
+  /**
+   * Gives the calls in flight {@link SWITCH_GRACE_MS} to end before `head`'s switch; after it,
+   * the current session's calls queued behind `head` go in (one of them may be what a call in
+   * flight waits for). Once per pending switch: later ones wait.
+   */
+  #graceAfter(head: Ticket): void {
+    if (this.#graceFor === head) return;
+    this.#clearGrace();
+    this.#graceFor = head;
+    this.#graceTimer = this.#o.timers.setTimeout(() => {
+      this.#graceTimer = undefined;
+      if (this.#queue[0] !== head || this.#switching !== undefined || this.#inFlight === 0) return;
+      const current = this.#scope;
+      const held = this.#queue.filter((t) => sameSession(current, t.scope));
+      if (held.length === 0) return;
+      this.#queue = this.#queue.filter((t) => !sameSession(current, t.scope));
+      this.#log("info", "Session switch still waits: letting in the current session's calls", {
+        session: current?.session,
+        waiting: head.scope.session,
+        calls: held.length,
+      });
+      for (const t of held) t.admit();
+    }, this.#o.switchGraceMs ?? SWITCH_GRACE_MS);
+  }
+
+  #clearGrace(): void {
+    this.#graceFor = undefined;
+    if (this.#graceTimer !== undefined) {
+      this.#o.timers.clearTimeout(this.#graceTimer);
+      this.#graceTimer = undefined;
     }
   }
 
@@ -334,7 +505,10 @@ export class McpServerInstance {
     await this.#switching?.catch(() => {});
     if (this.#scope?.session !== session) return false;
     await this.stop("session ended");
-    if (this.#scope?.session === session && this.#inFlight === 0) this.#scope = undefined;
+    if (this.#scope?.session === session && this.#inFlight === 0) {
+      this.#scope = undefined;
+      this.#pump();
+    }
     return true;
   }
 
@@ -367,6 +541,7 @@ export class McpServerInstance {
 
   /** Stops it for good (shutdown). */
   async close(): Promise<void> {
+    this.#clearGrace();
     await this.stop("shutdown");
     this.#state = "closed";
   }
@@ -487,7 +662,13 @@ export class McpServerInstance {
           ? {}
           : { workspacePaths: o.workspacePaths }),
         ...(o.network === undefined ? {} : { network: o.network }),
-        onStderr: (line) => this.#log("info", line, { stream: "stderr" }),
+        onStderr: (line) => {
+          const caller = this.caller;
+          this.#log("info", line, {
+            stream: "stderr",
+            ...(caller === undefined ? {} : { session: caller.session }),
+          });
+        },
       });
     } catch (err) {
       throw new McpError(
@@ -506,7 +687,10 @@ export class McpServerInstance {
       server: spec.name,
       onToolsChanged: (tools) => o.onTools?.(tools),
       onLog: (line) => this.#serverLog(line),
-      onElicit: o.onElicit,
+      ...(o.onElicit === undefined ? {} : {
+        onElicit: (params: ElicitRequest["params"], signal: AbortSignal) =>
+          o.onElicit!(params, signal, this.caller),
+      }),
       onError: (error) => this.#log("warn", error.message),
       onClose: () => {
         if (opened.conn !== undefined) void this.#exited(opened.conn, process);
@@ -656,9 +840,11 @@ export class McpServerInstance {
 
   #serverLog(line: McpLogLine): void {
     const data = typeof line.data === "string" ? line.data : JSON.stringify(line.data);
+    const caller = this.caller;
     this.#log(LOG_LEVELS[line.level] ?? "info", String(data).slice(0, 4096), {
       stream: "mcp",
       ...(line.logger === undefined ? {} : { logger: line.logger }),
+      ...(caller === undefined ? {} : { session: caller.session }),
     });
   }
 
