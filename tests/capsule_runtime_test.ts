@@ -748,6 +748,8 @@ Deno.test("A trapping [subscribe] handler at 50 fails open with guard = false, c
       const notice = notices[0].payload.kind === "json" ? notices[0].payload.value : null;
       const { capsule, handler, topic, request_id, error } = notice as Record<string, unknown>;
       assert.deepEqual([capsule, handler, topic], ["open-cache", "generate", "demo.v1.open"]);
+      const { guard, outcome, answers } = notice as Record<string, unknown>;
+      assert.deepEqual([guard, outcome, answers], [false, "skipped", false]);
       assert.equal(request_id, notices[0].request_id);
       assert.match(JSON.stringify(error), /trap|unreachable/i);
       assert.deepEqual(reply.payload, { kind: "json", value: { from: "provider" } });
@@ -759,7 +761,13 @@ Deno.test("A trapping [subscribe] handler at 50 fails open with guard = false, c
 
     await t.step("no guard field at priority 50: the trap denies the message", async () => {
       const before = failures();
+      const notices: BusMessage[] = [];
+      const l = k.bus.listen(HANDLER_FAILED_TOPIC, (m) => void notices.push(m));
       const r = await k.bus.publish("demo.v1.closed", { q: 2 }, { ctx: ctx("alice") });
+      l.close();
+      const notice = notices[0]?.payload.kind === "json" ? notices[0].payload.value : null;
+      const { guard, outcome } = notice as Record<string, unknown>;
+      assert.deepEqual([guard, outcome], [true, "denied"]);
       assert.equal(r.outcome, "denied");
       assert.equal(r.outcome === "denied" && r.by, "closed-cache.generate");
       assert.match(r.outcome === "denied" ? r.reason : "", /failed/);
@@ -844,7 +852,8 @@ Deno.test("A detached [subscribe] handler runs after delivery, for the message's
       await untilMs(() => got.length === 2);
       assert.deepEqual(got.map((m) => m.principal).sort(), ["alice", "bob"]);
       assert.ok(got.every((m) => m.source.kind === "capsule" && m.source.name === "watcher"));
-      assert.ok(watcher().health!.successes >= 2);
+      // The guest publishes before its invocation returns: its success is counted just after.
+      await untilMs(() => watcher().health!.successes >= 2);
     });
 
     await t.step("a Final reply is ignored and logged once", async () => {
@@ -1203,5 +1212,101 @@ Deno.test("astrid daemon loads installed capsules and lists them in status", asy
     }
   } finally {
     await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("A principal-scoped capsule's handlers neither run nor count for another principal's message", async (t) => {
+  const k = await makeKernel();
+  try {
+    await k.install(
+      "provider",
+      `[subscribe]
+"llm.v1.request.generate.*" = { wit = "opaque", handler = "look" }
+"llm.v1.request.*" = { wit = "opaque", handler = "note", detach = true }
+`,
+      guest({ look: { kind: "empty" }, note: { kind: "empty" } }),
+      { principal: "bob" },
+    );
+    await k.registry.load();
+    await k.registry.ensurePrincipal("alice");
+    assert.deepEqual((await k.registry.ensurePrincipal("bob")).loaded, ["provider@bob"]);
+    const provider = () =>
+      k.registry.list({ principal: "bob" }).find((c) => c.name === "provider")!;
+    const counts = (r: Awaited<ReturnType<EventBus["publish"]>>) =>
+      r.outcome === "delivered" ? [r.recipients, r.handlers] : [r.outcome];
+
+    await t.step("alice's message reaches nobody: recipients 0, handlers 0, no call", async () => {
+      const r = await k.bus.publish("llm.v1.request.generate.openai", {}, { ctx: ctx("alice") });
+      assert.deepEqual(counts(r), [0, 0]);
+      assert.equal(provider().health!.successes, 0);
+    });
+
+    await t.step("bob's message reaches bob's interceptor and detached handler", async () => {
+      const r = await k.bus.publish("llm.v1.request.generate.openai", {}, { ctx: ctx("bob") });
+      assert.deepEqual(counts(r), [1, 1]);
+      await untilMs(() => provider().health!.successes === 2);
+    });
+  } finally {
+    await k.close();
+  }
+});
+
+Deno.test("A detached handler whose queue overflows announces each evicted message", async () => {
+  const k = await makeKernel({ maxInFlight: 1 });
+  try {
+    await k.install(
+      "watcher",
+      `[subscribe]\n"demo.v1.bulk" = { wit = "opaque", handler = "note", detach = true }\n`,
+      guest({ note: { kind: "empty" } }),
+    );
+    await k.registry.load();
+    const notices: BusMessage[] = [];
+    const l = k.bus.listen(HANDLER_FAILED_TOPIC, (m) => void notices.push(m));
+    // maxInFlight 1: a 1 MiB budget (the floor). One message runs, about 25 of 40 KiB fit in the
+    // queue, and each later one evicts the oldest queued message of the heaviest principal.
+    const blob = "x".repeat(40 * 1024);
+    const owner = (i: number) => (i % 2 === 0 ? "alice" : "bob");
+    const published = [];
+    for (let i = 0; i < 40; i++) {
+      published.push(
+        k.bus.publish("demo.v1.bulk", { request_id: `r${i}`, session: "s1", blob }, {
+          ctx: ctx(owner(i)),
+        }),
+      );
+    }
+    await Promise.all(published);
+    const sub = k.bus.stats().subscriptions.find((s) => s.subscriber === "capsule:watcher")!;
+    assert.equal(sub.budgetBytes, 1024 * 1024);
+    assert.ok(sub.evicted > 0, "the queue overflowed");
+    const watcher = () => k.registry.list().find((c) => c.name === "watcher")!;
+    await untilMs(() => watcher().health!.successes === 40 - sub.evicted, 20_000);
+    l.close();
+    assert.equal(
+      notices.length,
+      sub.evicted,
+      "one notice per evicted message, none for the others",
+    );
+    const ids = new Set<string>();
+    for (const m of notices) {
+      const p = (m.payload.kind === "json" ? m.payload.value : {}) as Record<string, JsonValue>;
+      const error = p.error as Record<string, JsonValue>;
+      const requestId = p.request_id as string;
+      ids.add(requestId);
+      assert.equal(m.request_id, requestId);
+      assert.equal(
+        m.principal,
+        owner(Number(requestId.slice(1))),
+        "the evicted message's principal",
+      );
+      assert.deepEqual(
+        [p.capsule, p.handler, p.topic, p.session, p.guard, p.outcome, p.answers, error.code],
+        ["watcher", "note", "demo.v1.bulk", "s1", false, "failed", false, "EVICTED"],
+      );
+      assert.match(error.message as string, /over its byte budget \(1048576 bytes\)/);
+    }
+    assert.equal(ids.size, notices.length, "each evicted message is announced once");
+    assert.ok(!ids.has("r0"), "the message in flight was not evicted");
+  } finally {
+    await k.close();
   }
 });

@@ -6,13 +6,15 @@
  * `--print-session`, an elicitation failing at once with nobody to ask, a headless approval
  * denied at once and audited (exit 3, even though the model answered), `--yes` audited as the
  * operator's flag with the write in the overlay, the budget (4) and provider (5) exit codes,
- * `--timeout` (1), SIGINT (130), usage errors (2), and no orchestrator at all (1). Every child
+ * `--timeout` (1), SIGINT (130), usage errors (2), no orchestrator at all (1), and a trapping
+ * non-guard interceptor on the prompt that does not end a turn the orchestrator answers. Every child
  * runs under a hard kill deadline, so nothing here can hang.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { installEchoOrchestrator } from "./fixtures/echo_orchestrator/build.ts";
+import { installTrappingInterceptor } from "./fixtures/trapping_interceptor/build.ts";
 import {
   astridCommand,
   type AstridRun,
@@ -285,6 +287,20 @@ Deno.test("astrid -p with no orchestrator installed says so and exits 1", async 
     const r = await astrid(env, ["-p", "anyone there?"]); // auto-starts an ephemeral daemon
     assert.equal(r.code, 1);
     assert.match(r.stderr, /No capsule answered the prompt/);
+  } finally {
+    await dispose(env);
+  }
+});
+
+Deno.test("astrid -p is not ended by a skipped non-guard interceptor that traps on the prompt", async () => {
+  const env = await makeEnv({ capsule: true });
+  try {
+    await installTrappingInterceptor(env.home);
+    assert.equal((await astrid(env, ["start"])).code, 0);
+    const r = await astrid(env, ["-p", "still answered", "--timeout", "50"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "echo: still answered\n");
+    assert.doesNotMatch(r.stderr, /failed on the prompt/);
   } finally {
     await dispose(env);
   }

@@ -325,8 +325,9 @@ export function linkEvent(frame: EventFrame): LinkEvent | undefined {
     case "astrid.v1.event_bus.lagged":
       return { type: "lagged", payload: frame.payload };
     case HANDLER_FAILED_TOPIC: {
-      // The handler of a prompt failed (trap, timeout): no answer will come, so the turn ends.
-      if (p.topic !== USER_PROMPT_TOPIC) return undefined;
+      // A handler failed on a prompt (trap, timeout, eviction): the turn ends only when no answer
+      // can come any more — see promptUnanswerable().
+      if (p.topic !== USER_PROMPT_TOPIC || !promptUnanswerable(p)) return undefined;
       const e = obj(p.error ?? null);
       return {
         type: "response",
@@ -373,6 +374,19 @@ export function linkEvent(frame: EventFrame): LinkEvent | undefined {
     };
   }
   return undefined;
+}
+
+/**
+ * True when a `astrid.v1.handler_failed` notice on `user.v1.prompt` means the prompt can no
+ * longer be answered (`docs/bus_topics.md`): a guard failed closed (`outcome: "denied"`), or the
+ * failed handler is the prompt's answerer (`answers`: its capsule may publish
+ * `agent.v1.response`). A skipped non-guard interceptor or a failed detached handler of any
+ * other capsule leaves the turn to the orchestrator. A notice without `outcome` (an older
+ * daemon) ends the turn, as before.
+ */
+export function promptUnanswerable(notice: { readonly [key: string]: JsonValue }): boolean {
+  if (typeof notice.outcome !== "string") return true;
+  return notice.outcome === "denied" || notice.answers === true;
 }
 
 function approvalPrompt(payload: JsonValue): ApprovalPrompt | undefined {

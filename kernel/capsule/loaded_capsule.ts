@@ -13,9 +13,11 @@
  *   subscription (every principal's messages, or its own principal's in a principal scope), so
  *   the publisher does not wait for it and the delivered publish counts it as a recipient. Each
  *   message is invoked in the background for its principal (same context as an interceptor's),
- *   at most `maxInFlight` at once (the rest wait in the subscription's fair queue, under its byte
- *   budget); the reply is ignored (anything but Continue is logged once), failures are logged
- *   and counted in the health, and lost messages (a queue over budget) are logged.
+ *   at most `maxInFlight` at once (the rest wait in the subscription's fair queue, under a byte
+ *   budget of `maxInFlight` × 64 KiB, at least 1 MiB: 4 MiB at the default 64); the reply is
+ *   ignored (anything but Continue is logged once), failures are logged and counted in the
+ *   health, and each message its queue evicts (over budget) is announced at once on
+ *   {@link HANDLER_FAILED_TOPIC} with code `EVICTED`, so its publisher need not wait it out.
  * - A tool is a routed subscription: it runs only once every interceptor let the call through,
  *   at most `maxInFlight` calls at once per tool (the rest wait in the subscription's fair
  *   per-principal queue), and its result (or error) is published on `….result`.
@@ -23,7 +25,11 @@
  *   past `unhealthyAfter` mark the capsule unhealthy until the next success.
  * - A failed `[subscribe]` handler (interceptor or detached) is announced on
  *   {@link HANDLER_FAILED_TOPIC} for the message's principal, so whoever published the message —
- *   a frontend waiting for its prompt's answer — learns at once that nothing will come.
+ *   a frontend waiting for its prompt's answer — learns at once; the notice says `guard`,
+ *   `outcome` (`denied`: a guard refused the message; `skipped`: the chain went on without it;
+ *   `failed`: a detached handler failed or lost it) and `answers` (the capsule may publish
+ *   `agent.v1.response`, i.e. it answers user turns), so a frontend ends a turn only when no
+ *   answer can come.
  *
  * @module
  */
@@ -39,7 +45,7 @@ import type {
   RoutedSubscription,
   Timers,
 } from "../events/mod.ts";
-import { LAGGED_TOPIC } from "../events/mod.ts";
+import { DEFAULT_BUDGET_BYTES, LAGGED_TOPIC, TopicPattern } from "../events/mod.ts";
 import { AstridError } from "../errors.ts";
 import {
   type CapsuleInvocation,
@@ -60,7 +66,7 @@ import { CronSchedule } from "./cron_schedule.ts";
 import type { RunLoop, WasmCapsule } from "./engine/wasm/mod.ts";
 import { CapsuleCode, CapsuleError } from "./errors.ts";
 import type { DiscoveredCapsule } from "./discovery.ts";
-import { HANDLER_FAILED_TOPIC, TOOL_DESCRIBE_TOPIC } from "./manifest_acl.ts";
+import { HANDLER_FAILED_TOPIC, manifestAcl, TOOL_DESCRIBE_TOPIC } from "./manifest_acl.ts";
 import { type CapsuleManifest, DEFAULT_HANDLER_PRIORITY, type ToolEntry } from "./manifest.ts";
 
 /** Where the runtime reports what happens (the daemon log in the daemon). */
@@ -132,6 +138,32 @@ const FAILURE_CODES: ReadonlySet<string> = new Set([
   CapsuleCode.CAPSULE_BAD_REPLY,
 ]);
 
+/**
+ * The topic a user turn's answer is published on (`docs/bus_topics.md`): a capsule allowed to
+ * publish it answers prompts (an orchestrator), so its failure leaves a turn unanswered.
+ */
+const TURN_ANSWER_TOPIC = "agent.v1.response";
+
+/**
+ * A typical payload a detached handler takes (a prompt with its context, a provider request).
+ * A detached handler's queue holds `maxInFlight` of them beyond the ones it runs (4 MiB at the
+ * registry's default 64), and never less than the bus default {@link DEFAULT_BUDGET_BYTES}.
+ */
+const DETACHED_PAYLOAD_BYTES = 64 * 1024;
+
+/** The byte budget of a detached handler's routed subscription (see {@link DETACHED_PAYLOAD_BYTES}). */
+function detachedBudgetBytes(maxInFlight: number): number {
+  return Math.max(DEFAULT_BUDGET_BYTES, maxInFlight * DETACHED_PAYLOAD_BYTES);
+}
+
+/** What became of a message whose handler failed, as {@link HANDLER_FAILED_TOPIC} says. */
+interface FailureHow {
+  /** The handler fails closed. */
+  readonly guard: boolean;
+  /** `denied` (a guard: not delivered), `skipped` (the chain went on), `failed` (detached). */
+  readonly outcome: "denied" | "skipped" | "failed";
+}
+
 /** A bounded count of concurrent work. */
 class Slots {
   #free: number;
@@ -172,6 +204,8 @@ export class LoadedCapsule {
   readonly #abort = new AbortController();
   readonly #interceptors: Interceptor[] = [];
   readonly #subs: RoutedSubscription[] = [];
+  /** True when its `[publish]` list covers {@link TURN_ANSWER_TOPIC}. */
+  readonly #answers: boolean;
   /** Detached handlers whose ignored Final or Deny was already logged. */
   readonly #ignoredReply = new Set<string>();
   #cron: CronRunner | undefined;
@@ -208,6 +242,13 @@ export class LoadedCapsule {
     this.#wasm = init.wasm;
     this.#deps = deps;
     this.loadedAt = deps.clock.now();
+    this.#answers = manifestAcl(init.record.manifest).publish.some((p) => {
+      try {
+        return TopicPattern.parse(p).matches(TURN_ANSWER_TOPIC);
+      } catch {
+        return false;
+      }
+    });
     this.source = {
       kind: init.record.manifest.capabilities.uplink ? "uplink" : "capsule",
       name: init.key,
@@ -274,19 +315,33 @@ export class LoadedCapsule {
       if (s.handler === undefined) continue;
       const handler = s.handler;
       if (s.detach) {
-        const sub = bus.subscribe(s.topic, { ctx, principal });
+        const sub = bus.subscribe(s.topic, {
+          ctx,
+          principal,
+          budgetBytes: detachedBudgetBytes(this.#deps.maxInFlight),
+          onEvict: (msg) => this.#evicted(msg, handler, sub.budgetBytes),
+        });
         this.#subs.push(sub);
         void this.#pump(sub, (msg) => this.#runDetached(msg, handler));
         continue;
       }
+      const priority = s.priority ?? DEFAULT_HANDLER_PRIORITY;
+      const guard = s.guard ?? priority < DEFAULT_HANDLER_PRIORITY;
       this.#interceptors.push(
-        bus.intercept(s.topic, (msg, call) => this.#intercept(msg, handler, call.signal), {
-          ctx,
-          name: `${this.key}.${handler}`,
-          priority: s.priority ?? DEFAULT_HANDLER_PRIORITY,
-          ...(s.guard !== undefined ? { guard: s.guard } : {}),
-          timeoutMs: this.#deps.handlerTimeoutMs,
-        }),
+        bus.intercept(
+          s.topic,
+          (msg, call) => this.#intercept(msg, handler, guard, call.signal),
+          {
+            ctx,
+            name: `${this.key}.${handler}`,
+            priority,
+            guard,
+            timeoutMs: this.#deps.handlerTimeoutMs,
+            // A principal scope serves its own principal only (`scopeServes`): out of the chain
+            // for everyone else's messages, neither invoked nor counted.
+            ...(principal !== undefined ? { principal } : {}),
+          },
+        ),
       );
     }
     for (const tool of m.tool) {
@@ -464,6 +519,7 @@ export class LoadedCapsule {
   async #intercept(
     msg: BusMessage,
     handler: string,
+    guard: boolean,
     signal: AbortSignal,
   ): Promise<InterceptorOutcome> {
     if (!this.serves(msg)) return { action: "continue" };
@@ -479,17 +535,27 @@ export class LoadedCapsule {
       return outcome;
     } catch (err) {
       this.#failed(err);
-      if (!this.#closed) this.#announceFailure(msg, handler, err);
+      if (!this.#closed) {
+        this.#announceFailure(msg, handler, failure(err), {
+          guard,
+          outcome: guard ? "denied" : "skipped",
+        });
+      }
       throw err;
     }
   }
 
   /**
    * Publishes {@link HANDLER_FAILED_TOPIC} for `msg`'s principal: which capsule's handler failed
-   * on which message (topic, `request_id`, `session`) and why. Not for a failure on that topic
-   * itself (no loop).
+   * on which message (topic, `request_id`, `session`), why, and what became of the message
+   * (`how`). Not for a failure on that topic itself (no loop).
    */
-  #announceFailure(msg: BusMessage, handler: string, err: unknown): void {
+  #announceFailure(
+    msg: BusMessage,
+    handler: string,
+    error: { code: string; message: string },
+    how: FailureHow,
+  ): void {
     if (msg.topic === HANDLER_FAILED_TOPIC) return;
     const p = msg.payload.kind === "json" && typeof msg.payload.value === "object" &&
         msg.payload.value !== null && !Array.isArray(msg.payload.value)
@@ -500,7 +566,10 @@ export class LoadedCapsule {
       capsule: this.name,
       handler,
       topic: msg.topic,
-      error: { code: errorCode(err), message: errorText(err) },
+      guard: how.guard,
+      outcome: how.outcome,
+      answers: this.#answers,
+      error,
     };
     if (requestId !== undefined) notice.request_id = requestId;
     if (typeof p.session === "string") notice.session = p.session;
@@ -538,6 +607,20 @@ export class LoadedCapsule {
     }
   }
 
+  /**
+   * A detached handler's queue evicted `msg` (over its byte budget): it will never run on it, so
+   * its publisher is told at once ({@link HANDLER_FAILED_TOPIC}, code `EVICTED`, for the
+   * message's principal) instead of waiting out its own timeout.
+   */
+  #evicted(msg: BusMessage, handler: string, budgetBytes: number): void {
+    if (this.#closed || msg.topic === LAGGED_TOPIC || !this.serves(msg)) return;
+    this.#announceFailure(msg, handler, {
+      code: "EVICTED",
+      message:
+        `Detached handler "${this.name}.${handler}" dropped the message: its queue was over its byte budget (${budgetBytes} bytes)`,
+    }, { guard: false, outcome: "failed" });
+  }
+
   async #runDetached(msg: BusMessage, handler: string): Promise<void> {
     if (msg.topic === LAGGED_TOPIC) {
       this.#deps.log.error("Detached handler lost messages: its queue was over budget", {
@@ -563,7 +646,7 @@ export class LoadedCapsule {
     } catch (err) {
       if (this.#closed) return; // unloading: aborted on purpose
       this.#failed(err);
-      this.#announceFailure(msg, handler, err);
+      this.#announceFailure(msg, handler, failure(err), { guard: false, outcome: "failed" });
       this.#deps.log.error("Detached handler failed", {
         capsule: this.key,
         handler,
@@ -734,6 +817,10 @@ export class LoadedCapsule {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function failure(err: unknown): { code: string; message: string } {
+  return { code: errorCode(err), message: errorText(err) };
 }
 
 function errorCode(err: unknown): string {

@@ -17,8 +17,9 @@ export const TOOL_DESCRIBE_TOPIC = "tool.v1.request.describe";
 
 /**
  * Announced by the kernel when a capsule's `[subscribe]` handler failed on a message (trap,
- * timeout, malformed reply): `{ capsule, handler, topic, request_id?, session?, workspace_id?,
- * error: { code, message } }`, for the message's principal.
+ * timeout, malformed reply, eviction): `{ capsule, handler, topic, request_id?, session?,
+ * workspace_id?, error: { code, message }, guard, outcome, answers }` (`outcome`: `denied`,
+ * `skipped` or `failed`), for the message's principal.
  */
 export const HANDLER_FAILED_TOPIC = "astrid.v1.handler_failed";
 

@@ -349,8 +349,9 @@ export const SESSION_ENDED_TOPIC = "astrid.v1.session.ended";
 /**
  * The kernel's notice that a capsule's `[subscribe]` handler failed on a message (the capsule
  * runtime publishes it: `kernel/capsule` `HANDLER_FAILED_TOPIC`): `{ capsule, handler, topic,
- * request_id?, session?, workspace_id?, error: { code, message } }`. A frontend whose prompt's
- * handler failed ends the turn instead of waiting.
+ * request_id?, session?, workspace_id?, error: { code, message }, guard, outcome, answers }`
+ * (`outcome`: `denied`, `skipped` or `failed`). A frontend ends a prompt's turn when the prompt
+ * can no longer be answered (docs/bus_topics.md).
  */
 export const HANDLER_FAILED_TOPIC = "astrid.v1.handler_failed";
 

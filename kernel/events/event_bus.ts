@@ -134,10 +134,11 @@ export interface Listener {
 /** What became of a publish. */
 export type PublishResult =
   /**
-   * Delivered to `recipients` listeners and routed subscriptions (possibly none), after
-   * `handlers` interceptors owned by a capsule or an uplink ran on it (kernel interceptors such
-   * as the budget and security guards are not counted; 0 when no interceptor is bound). A
-   * publish with 0 of both reached nobody.
+   * Delivered to `recipients` listeners and routed subscriptions that took it (possibly none; a
+   * subscription scoped to another principal does not count), after `handlers` interceptors
+   * owned by a capsule or an uplink ran on it (kernel interceptors such as the budget and
+   * security guards are not counted, nor interceptors scoped to another principal, which are
+   * not in the chain; 0 when no interceptor is bound). A publish with 0 of both reached nobody.
    */
   | {
     readonly outcome: "delivered";
@@ -163,8 +164,14 @@ export type PublishResult =
 interface TopicPlan {
   readonly segments: readonly string[];
   readonly listeners: readonly ListenerEntry[];
+  /** Subscriptions of every principal's messages. */
   readonly routes: readonly RoutedSubscription[];
+  /** Principal-scoped subscriptions, by principal; undefined when there is none. */
+  readonly scopedRoutes: ReadonlyMap<PrincipalId, RoutedSubscription[]> | undefined;
+  /** Interceptors of every principal's messages, in chain order. */
   readonly interceptors: readonly InterceptorEntry[];
+  /** Principal-scoped interceptors, by principal, each list in chain order; undefined when none. */
+  readonly scopedInterceptors: ReadonlyMap<PrincipalId, InterceptorEntry[]> | undefined;
 }
 
 interface RouteEntry {
@@ -316,11 +323,10 @@ export class EventBus {
       else this.#metrics.published.bytes++;
       this.#metrics.publishedBySource[ctx.source.kind]++;
       if (this.#storm !== undefined) this.#storm.record(topic);
+      const all = chainFor(plan, ctx.principal);
       const chain = options.skip_own_interceptors === true
-        ? plan.interceptors.filter((ic) =>
-          ic.owner.kind !== ctx.source.kind || ic.owner.name !== ctx.source.name
-        )
-        : plan.interceptors;
+        ? all.filter((ic) => ic.owner.kind !== ctx.source.kind || ic.owner.name !== ctx.source.name)
+        : all;
       if (chain.length === 0) return Promise.resolve(this.#deliver(msg, plan, 0));
       return this.#intercepted(msg, chain);
     } catch (err) {
@@ -434,6 +440,7 @@ export class EventBus {
       budgetBytes,
       quantumBytes,
       principal: options.principal,
+      onEvict: options.onEvict,
     });
     this.#routes.set(key, { key, pattern: parsed, sub });
     this.#plans.clear();
@@ -457,6 +464,9 @@ export class EventBus {
     }
     const priority = options.priority ?? DEFAULT_PRIORITY;
     if (!Number.isFinite(priority)) throw optionError("priority", priority);
+    if (options.principal !== undefined && !isPrincipalId(options.principal)) {
+      throw optionError("principal", options.principal);
+    }
     const timeoutMs = positiveInt("timeoutMs", options.timeoutMs ?? this.#interceptorTimeoutMs);
     // A capsule's handler counts its runs per message, for the delivered result's `handlers`.
     const counted: InterceptorHandler = aclApplies(ctx.source)
@@ -479,6 +489,7 @@ export class EventBus {
         this.#interceptors = this.#interceptors.filter((i) => i !== e);
         this.#plans.clear();
       },
+      options.principal,
     );
     this.#interceptors = [...this.#interceptors, entry];
     this.#plans.clear();
@@ -566,13 +577,30 @@ export class EventBus {
     const segments = topic.split(".");
     const listeners = this.#listeners.filter((l) => l.parsed.matchesSegments(segments));
     const routes: RoutedSubscription[] = [];
+    let scopedRoutes: Map<PrincipalId, RoutedSubscription[]> | undefined;
     for (const r of this.#routes.values()) {
-      if (r.pattern.matchesSegments(segments)) routes.push(r.sub);
+      if (!r.pattern.matchesSegments(segments)) continue;
+      const p = r.sub.principal;
+      if (p === undefined) routes.push(r.sub);
+      else addTo(scopedRoutes ??= new Map(), p, r.sub);
     }
-    const interceptors = this.#interceptors
+    const interceptors: InterceptorEntry[] = [];
+    let scopedInterceptors: Map<PrincipalId, InterceptorEntry[]> | undefined;
+    const matching = this.#interceptors
       .filter((i) => i.parsed.matchesSegments(segments))
-      .sort((a, b) => a.priority - b.priority || a.seq - b.seq);
-    const plan: TopicPlan = { segments, listeners, routes, interceptors };
+      .sort(chainOrder);
+    for (const i of matching) {
+      if (i.principal === undefined) interceptors.push(i);
+      else addTo(scopedInterceptors ??= new Map(), i.principal, i);
+    }
+    const plan: TopicPlan = {
+      segments,
+      listeners,
+      routes,
+      scopedRoutes,
+      interceptors,
+      scopedInterceptors,
+    };
     if (this.#plans.size >= this.#cacheSize) {
       this.#plans.delete(this.#plans.keys().next().value as string);
     }
@@ -582,9 +610,11 @@ export class EventBus {
 
   #deliver(msg: BusMessage, plan: TopicPlan, handlers: number): PublishResult {
     const listeners = plan.listeners;
+    let recipients = 0;
     for (let i = 0; i < listeners.length; i++) {
       const l = listeners[i];
       if (l.closed) continue;
+      recipients++;
       try {
         l.callback(msg);
         this.#metrics.delivered++;
@@ -598,15 +628,15 @@ export class EventBus {
         });
       }
     }
+    // Only subscriptions that queued the message (or handed it to a waiting recv) count.
     const routes = plan.routes;
-    for (let i = 0; i < routes.length; i++) routes[i].enqueue(msg);
+    for (let i = 0; i < routes.length; i++) if (routes[i].enqueue(msg)) recipients++;
+    const own = plan.scopedRoutes?.get(msg.principal);
+    if (own !== undefined) {
+      for (let i = 0; i < own.length; i++) if (own[i].enqueue(msg)) recipients++;
+    }
     if (msg.request_id !== undefined && this.#requests.size > 0) this.#requests.match(msg);
-    return {
-      outcome: "delivered",
-      message: msg,
-      recipients: listeners.length + routes.length,
-      handlers,
-    };
+    return { outcome: "delivered", message: msg, recipients, handlers };
   }
 
   async #intercepted(
@@ -768,6 +798,36 @@ export class EventBus {
       data: topic === undefined ? {} : { topic },
     });
   }
+}
+
+function chainOrder(a: InterceptorEntry, b: InterceptorEntry): number {
+  return a.priority - b.priority || a.seq - b.seq;
+}
+
+function addTo<T>(map: Map<PrincipalId, T[]>, key: PrincipalId, value: T): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+/**
+ * The interceptor chain of `plan` for a message of `principal`: the unscoped interceptors merged
+ * with that principal's own, in chain order. Costs nothing per other principal's interceptor.
+ */
+function chainFor(plan: TopicPlan, principal: PrincipalId): readonly InterceptorEntry[] {
+  const own = plan.scopedInterceptors?.get(principal);
+  if (own === undefined) return plan.interceptors;
+  const all = plan.interceptors;
+  if (all.length === 0) return own;
+  const out: InterceptorEntry[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < all.length && j < own.length) {
+    out.push(chainOrder(all[i], own[j]) <= 0 ? all[i++] : own[j++]);
+  }
+  while (i < all.length) out.push(all[i++]);
+  while (j < own.length) out.push(own[j++]);
+  return out;
 }
 
 function isThenable<T>(value: T | Promise<T>): value is Promise<T> {

@@ -9,6 +9,7 @@ import {
   REPLY_TOPIC_PREFIX,
   StormMonitor,
 } from "./mod.ts";
+import { principalId } from "../identity/mod.ts";
 import { ctxOf, MemoryLogger } from "./_test_helpers.ts";
 
 function isBusError(code: string, re?: RegExp): (err: unknown) => boolean {
@@ -749,5 +750,89 @@ Deno.test("EventBus.publish() reports how many capsule handlers a delivered mess
     const r = await bus.publish("llm.v1.request.generate", {}, { ctx });
     assert.equal(r.outcome, "final");
     assert.equal("handlers" in r, false);
+  });
+});
+
+Deno.test("EventBus.publish() counts only the principal-scoped handlers and subscriptions that took it", async (t) => {
+  const topic = "llm.v1.request.generate.openai";
+  const bobCapsule = ctxOf("bob", { kind: "capsule", name: "provider@bob" });
+  const setup = () => {
+    const bus = new EventBus();
+    bus.setAcl("provider@bob", { publish: [], subscribe: ["llm.v1.request.*"] });
+    const calls: string[] = [];
+    bus.intercept("llm.v1.request.generate.*", (m) => {
+      calls.push(m.principal);
+      return { action: "continue" };
+    }, { ctx: bobCapsule, principal: principalId("bob") });
+    const sub = bus.subscribe("llm.v1.request.*", {
+      ctx: bobCapsule,
+      principal: principalId("bob"),
+    });
+    return { bus, calls, sub };
+  };
+  const counts = (r: Awaited<ReturnType<EventBus["publish"]>>) => {
+    assert.equal(r.outcome, "delivered");
+    return r.outcome === "delivered" ? [r.recipients, r.handlers] : [];
+  };
+
+  await t.step(
+    "alice's message reaches nobody: bob's interceptor is neither run nor counted",
+    async () => {
+      const { bus, calls, sub } = setup();
+      const r = await bus.publish(topic, {}, { ctx: ctxOf("alice") });
+      assert.deepEqual(counts(r), [0, 0]);
+      assert.deepEqual(calls, []);
+      assert.equal(sub.queuedMessages, 0);
+    },
+  );
+
+  await t.step("bob's message reaches bob's interceptor and subscription", async () => {
+    const { bus, calls, sub } = setup();
+    const r = await bus.publish(topic, {}, { ctx: ctxOf("bob") });
+    assert.deepEqual(counts(r), [1, 1]);
+    assert.deepEqual(calls, ["bob"]);
+    assert.equal(sub.queuedMessages, 1);
+  });
+
+  await t.step("scoped and unscoped interceptors keep priority order per principal", async () => {
+    const bus = new EventBus();
+    const order: string[] = [];
+    const at = (name: string, priority: number, principal?: string) =>
+      bus.intercept("demo.v1.x", () => {
+        order.push(name);
+        return { action: "continue" };
+      }, { priority, ...(principal === undefined ? {} : { principal: principalId(principal) }) });
+    at("all-150", 150);
+    at("bob-50", 50, "bob");
+    at("all-10", 10);
+    at("alice-100", 100, "alice");
+    at("bob-120", 120, "bob");
+    await bus.publish("demo.v1.x", {}, { ctx: ctxOf("bob") });
+    assert.deepEqual(order.splice(0), ["all-10", "bob-50", "bob-120", "all-150"]);
+    await bus.publish("demo.v1.x", {}, { ctx: ctxOf("alice") });
+    assert.deepEqual(order.splice(0), ["all-10", "alice-100", "all-150"]);
+    await bus.publish("demo.v1.x", {}, { ctx: ctxOf("carol") });
+    assert.deepEqual(order.splice(0), ["all-10", "all-150"]);
+  });
+
+  await t.step("a closed subscription is no recipient", async () => {
+    const bus = new EventBus();
+    const sub = bus.subscribe("demo.v1.*");
+    const r1 = await bus.publish("demo.v1.x", {}, { ctx: ctxOf("alice") });
+    assert.deepEqual(counts(r1), [1, 0]);
+    sub.close();
+    const r2 = await bus.publish("demo.v1.x", {}, { ctx: ctxOf("alice") });
+    assert.deepEqual(counts(r2), [0, 0]);
+  });
+
+  await t.step("an invalid principal option is refused", () => {
+    const bus = new EventBus();
+    assert.throws(
+      () =>
+        bus.intercept("demo.v1.x", () => ({ action: "continue" }), {
+          principal: "Not A Principal" as ReturnType<typeof principalId>,
+        }),
+      isBusError(BusCode.BUS_INVALID_OPTION, /principal/),
+    );
   });
 });

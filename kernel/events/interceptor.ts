@@ -12,6 +12,7 @@
 import type { BusContext, BusMessage, MessageSource } from "./bus_message.ts";
 import type { BusLogger } from "./bus_logger.ts";
 import type { BusMetrics } from "./bus_metrics.ts";
+import type { PrincipalId } from "../identity/mod.ts";
 import { BusCode, BusError } from "./errors.ts";
 import { type PayloadInput, type SizedPayload, toPayload } from "./payload.ts";
 import type { Timers } from "./timers.ts";
@@ -55,6 +56,11 @@ export interface InterceptOptions {
   guard?: boolean;
   /** Time allowed per call; default the bus's `interceptorTimeoutMs`. */
   timeoutMs?: number;
+  /**
+   * Only messages of this principal reach it: for any other principal's message it is not in
+   * the chain at all (neither invoked nor counted in a delivered publish's `handlers`).
+   */
+  principal?: PrincipalId;
 }
 
 /** A registered interceptor. */
@@ -69,6 +75,8 @@ export interface Interceptor {
   readonly guard: boolean;
   /** Time allowed per call. */
   readonly timeoutMs: number;
+  /** The only principal whose messages it sees, when scoped. */
+  readonly principal: PrincipalId | undefined;
   /** True once removed. */
   readonly closed: boolean;
   /** Removes it; messages already in its chain may still reach it. */
@@ -103,6 +111,7 @@ export class InterceptorEntry implements Interceptor {
     readonly seq: number,
     readonly handler: InterceptorHandler,
     readonly remove: (entry: InterceptorEntry) => void,
+    readonly principal: PrincipalId | undefined = undefined,
   ) {}
 
   /** The binding pattern as written. */
@@ -163,6 +172,7 @@ export async function runChain(
   let msg = first;
   for (const ic of chain) {
     if (ic.closed) continue;
+    if (ic.principal !== undefined && ic.principal !== msg.principal) continue;
     let outcome = await invoke(ic, msg, env.timers);
     let sized: SizedPayload | undefined;
     if (!(outcome instanceof InterceptorFailure)) {

@@ -21,7 +21,8 @@
  *   so a storm over thousands of principals logs about two lines a second, not one per message.
  * - A subscriber that lost messages gets an `astrid.v1.event_bus.lagged` notice per principal
  *   before its next message; past {@link MAX_PENDING_LAG_NOTICES} pending notices, further
- *   principals share one notice flagged `overflow`.
+ *   principals share one notice flagged `overflow`. With `onEvict`, it also learns each evicted
+ *   message itself, at once.
  *
  * @module
  */
@@ -97,6 +98,12 @@ export interface RouteOptions {
   quantumBytes?: number;
   /** Only messages of this principal are queued. */
   principal?: PrincipalId;
+  /**
+   * Called with each evicted message, once the eviction that made room is complete (so it may
+   * publish). A subscriber that owes each message an answer (a detached handler) tells the
+   * message's publisher here that none will come; a throw is logged, never propagated.
+   */
+  onEvict?: (msg: BusMessage) => void;
 }
 
 /** Options of `recv()`. */
@@ -128,6 +135,7 @@ export class RoutedSubscription {
   readonly quantumBytes: number;
 
   readonly #host: RouteHost;
+  readonly #onEvict: ((msg: BusMessage) => void) | undefined;
   /** Active queues, plus at most one drained queue kept for reuse ({@link #idle}). */
   readonly #queues = new Map<PrincipalId, PrincipalQueue>();
   #idle: PrincipalQueue | undefined;
@@ -157,6 +165,7 @@ export class RoutedSubscription {
     this.budgetBytes = init.budgetBytes ?? DEFAULT_BUDGET_BYTES;
     this.quantumBytes = init.quantumBytes ?? DEFAULT_QUANTUM_BYTES;
     this.#host = init.host;
+    this.#onEvict = init.onEvict;
   }
 
   /** True once the last handle closed. */
@@ -185,17 +194,20 @@ export class RoutedSubscription {
     return this;
   }
 
-  /** Folder-internal: queues `msg` (or hands it to a waiting `recv()`), then enforces the budget. */
-  enqueue(msg: BusMessage): void {
-    if (this.#closed) return;
-    if (this.principal !== undefined && msg.principal !== this.principal) return;
+  /**
+   * Folder-internal: queues `msg` (or hands it to a waiting `recv()`), then enforces the budget.
+   * Returns false when it did not take it: closed, or another principal's message while scoped.
+   */
+  enqueue(msg: BusMessage): boolean {
+    if (this.#closed) return false;
+    if (this.principal !== undefined && msg.principal !== this.principal) return false;
     if (this.#waiters.length > 0) {
       // Waiters exist only while nothing is queued and no notice is pending.
       const w = this.#waiters.shift() as Waiter;
       this.#settle(w);
       this.#handOut();
       w.resolve(msg);
-      return;
+      return true;
     }
     const cost = messageCost(msg);
     const principal = msg.principal;
@@ -224,6 +236,7 @@ export class RoutedSubscription {
     this.#bytes += cost;
     this.#count++;
     if (this.#bytes > this.budgetBytes) this.#evict();
+    return true;
   }
 
   /** Takes the next message without waiting: a pending lagged notice first, else by DRR. */
@@ -378,6 +391,7 @@ export class RoutedSubscription {
   }
 
   #evict(): void {
+    let evicted: BusMessage[] | undefined;
     while (this.#bytes > this.budgetBytes && this.#count > 1) {
       const q = this.#heap[0];
       const msg = q.removeAt(q.oldestEvictable());
@@ -390,6 +404,20 @@ export class RoutedSubscription {
       this.#evicted++;
       this.#host.metrics.evicted++;
       this.#noteLoss(msg);
+      if (this.#onEvict !== undefined) (evicted ??= []).push(msg);
+    }
+    if (evicted === undefined) return;
+    for (const msg of evicted) {
+      try {
+        this.#onEvict!(msg);
+      } catch (err) {
+        this.#host.logger.error("Eviction hook of a routed subscription threw", {
+          subscriber: this.#subscriberLabel(),
+          subscription: this.id,
+          message_id: msg.id,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
     }
   }
 

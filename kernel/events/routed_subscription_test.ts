@@ -165,6 +165,43 @@ Deno.test("RoutedSubscription evicts under its byte budget", async (t) => {
   });
 });
 
+Deno.test("RoutedSubscription onEvict hears of each evicted message once room is made", async (t) => {
+  await t.step(
+    "one call per evicted message, in eviction order, after the queue is consistent",
+    async () => {
+      const bus = new EventBus({ logger: new MemoryLogger() });
+      const evicted: string[] = [];
+      const sub = bus.subscribe("s.*", {
+        budgetBytes: 300,
+        onEvict: (m) => {
+          assert.ok(sub.queuedBytes <= 300, "called once the budget holds again");
+          evicted.push(`${m.topic}:${m.request_id}`);
+        },
+      });
+      for (let i = 1; i <= 5; i++) {
+        await bus.publish(`s.m${i}`, costing(100), { ctx: ctxOf("a"), request_id: `r${i}` });
+      }
+      assert.deepEqual(evicted, ["s.m1:r1", "s.m2:r2"]);
+      assert.deepEqual(drain(sub).map(tag), ["lagged:a", "m3", "m4", "m5"]);
+    },
+  );
+
+  await t.step("a throwing hook is logged, never reaches the publisher", async () => {
+    const logger = new MemoryLogger();
+    const bus = new EventBus({ logger });
+    bus.subscribe("s.*", {
+      budgetBytes: 100,
+      onEvict: () => {
+        throw new Error("hook broke");
+      },
+    });
+    await bus.publish("s.a", costing(100), { ctx: ctxOf("a") });
+    const r = await bus.publish("s.b", costing(100), { ctx: ctxOf("a") });
+    assert.equal(r.outcome, "delivered");
+    assert.ok(logger.of("error").some((e) => /Eviction hook/.test(e.message)));
+  });
+});
+
 Deno.test("RoutedSubscription.recv() waits, aborts and fails on close", async (t) => {
   await t.step("resolves when a message arrives", async () => {
     const bus = new EventBus();
