@@ -16,9 +16,14 @@
  * - e. `--session` continues a conversation: the second turn sends the first to the model.
  * - f. the cache answers a repeated identical request without reaching the provider.
  * - g. the router falls back to the Anthropic fake when the OpenAI fake answers 500.
+ * - h. the shipped `distros/astralis/Distro.toml`, installed unchanged with `--group openai` and the
+ *   fake's URL as `openai_base_url`: `-p` goes orchestrator → cache → router → provider and back,
+ *   and a repeated identical prompt in a new session is answered by the cache.
  *
- * Every child runs under a hard kill deadline; one home and daemon per security mode serve all
- * cases, each case pointing the providers at its own fake (their `[env]` is read on every call).
+ * Every capsule of the distros is required (session, cache and router included): a failed install
+ * fails the test. Every child runs under a hard kill deadline; one home and daemon per security
+ * mode serve cases a–g, each case pointing the providers at its own fake (their `[env]` is read on
+ * every call); h has a home of its own.
  *
  * @module
  */
@@ -102,11 +107,6 @@ function allText(body: unknown): string {
 
 function context(r: AstridRun): string {
   return `exit ${r.code} after ${Math.round(r.ms)} ms\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
-}
-
-/** The reason a step is ignored, for its name ("" when it runs). */
-function ignored(why: string | null | undefined): string {
-  return why === null ? "" : ` (IGNORED: ${(why ?? "not installed").trim()})`.replace(/\s+/g, " ");
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -255,17 +255,12 @@ Deno.test("astrid -p end to end in autonomous mode: both providers, crash, sessi
       const chat = await fake("openai", "session");
       await route(e, "openai", chat);
       const ws = await e.workspace("e", {});
-      // With capsules/session the orchestrator keeps its history there (installed when present).
-      const sessionWhy = e.optional.get("session");
+      // The orchestrator keeps its history in the session capsule.
       const first = await e.astrid(
         ["-p", "Remember this: the codeword is heron.", "--print-session"],
         { cwd: ws },
       );
-      assert.equal(
-        first.code,
-        0,
-        `${context(first)}\nsession capsule: ${sessionWhy ?? "installed"}`,
-      );
+      assert.equal(first.code, 0, context(first));
       assert.equal(first.stdout.trim(), "Noted: the codeword is heron.");
       const session = lastLine(first.stderr);
       const second = await e.astrid(["-p", "What was the codeword?", "--session", session], {
@@ -282,12 +277,8 @@ Deno.test("astrid -p end to end in autonomous mode: both providers, crash, sessi
       assert.match(fresh.stdout, /^I don't know any codeword/);
     });
 
-    const cacheWhy = e.optional.get("cache");
     await t.step({
-      name: "f. the cache answers a repeated identical request without reaching the provider" +
-        ignored(cacheWhy),
-      // capsules/cache missing or not building yet: the reason is in the step's name.
-      ignore: cacheWhy !== null,
+      name: "f. the cache answers a repeated identical request without reaching the provider",
       fn: async () => {
         const chat = await fake("openai", {
           name: "cacheable",
@@ -311,12 +302,8 @@ Deno.test("astrid -p end to end in autonomous mode: both providers, crash, sessi
       },
     });
 
-    const routerWhy = e.optional.get("router");
     await t.step({
-      name: "g. the router falls back to the next provider when one answers 500" +
-        ignored(routerWhy),
-      // capsules/router missing or not building yet: the reason is in the step's name.
-      ignore: routerWhy !== null,
+      name: "g. the router falls back to the next provider when one answers 500",
       fn: async () => {
         const broken = await fake("openai", {
           name: "always 500",
@@ -474,5 +461,67 @@ Deno.test("astrid -p end to end in safe mode: the write asks, Deny and headless 
   } finally {
     await env?.close();
     for (const f of fakes) await f.close().catch(() => {});
+  }
+});
+
+Deno.test("astrid -p end to end through the shipped astralis distro: orchestrator → cache → router → provider", async (t) => {
+  const answer = "The shipped distro answers.";
+  const chat = await startOpenAiFake({
+    apiKey: KEY,
+    script: { name: "shipped", turns: [{ reply: { text: ["The shipped ", "distro answers."] } }] },
+  });
+  let env: AstralisEnv | undefined;
+  try {
+    env = await AstralisEnv.createShipped({
+      mode: "autonomous",
+      groups: ["openai"],
+      vars: {
+        openai_api_key: KEY,
+        openai_base_url: chat.baseUrl,
+        openai_model: FAKE_MODEL,
+      },
+    });
+    const e = env;
+
+    await t.step("h. init wires the router to the selected group only", async () => {
+      const stored = async (capsule: string) =>
+        JSON.parse(
+          await Deno.readTextFile(
+            join(e.home, "home", "default", ".config", "env", `${capsule}.env.json`),
+          ),
+        );
+      assert.equal((await stored("orchestrator")).PROVIDER, "router", e.initOutput);
+      const router = await stored("router");
+      assert.equal(router.ROUTES, "openai");
+      assert.match(router.ROUTE_MODELS, new RegExp(`openai=${FAKE_MODEL}`));
+      assert.equal((await stored("provider-openai-compat")).BASE_URL, chat.baseUrl);
+      for (const name of ["session", "cache", "router", "orchestrator", "provider-openai-compat"]) {
+        assert.ok(e.capsules.includes(name), `the shipped distro names ${name}`);
+      }
+    });
+
+    await e.start();
+    const ws = await e.workspace("h", {});
+    const prompt = "Answer through the shipped distro";
+
+    await t.step("h. -p is answered by the OpenAI fake through the router", async () => {
+      const r = await e.astrid(["-p", prompt, "--timeout", TURN_TIMEOUT], { cwd: ws });
+      assert.equal(r.code, 0, context(r));
+      assert.equal(r.stdout.trim(), answer);
+      assert.equal(chat.requests.length, 1, "the provider was asked once");
+      const body = chat.requests[0].body as { model?: string };
+      assert.equal(body.model, FAKE_MODEL);
+      assert.match(allText(body), new RegExp(prompt));
+    });
+
+    await t.step("h. the same prompt in a new session is served by the cache", async () => {
+      const r = await e.astrid(["-p", prompt, "--timeout", TURN_TIMEOUT], { cwd: ws });
+      assert.equal(r.code, 0, context(r));
+      assert.equal(r.stdout.trim(), answer);
+      assert.equal(chat.requests.length, 1, "the provider was not asked again");
+    });
+  } finally {
+    await env?.close();
+    await chat.close().catch(() => {});
   }
 });

@@ -31,11 +31,19 @@ import { stageAsCapsule } from "./fixtures/stage_as_capsule.ts";
 const CACHE_DIR = fileURLToPath(new URL("../capsules/cache/", import.meta.url));
 const STAND_IN = fileURLToPath(new URL("./fixtures/stand_in_provider/", import.meta.url));
 const ROUTE = "stand-in";
+/**
+ * The cache's `PROVIDERS` in these tests: the stand-in route's provider, and `nobody` (a route no
+ * installed capsule serves) answered by hand as `nobody-provider`.
+ */
+const PROVIDERS = "stand-in=stand-in-provider,nobody=nobody-provider";
 const PRICING = [
   `[pricing."${ROUTE}/m1"]`,
   "input_per_mtok = 1.0",
   "output_per_mtok = 2.0",
   `[pricing."nobody/m1"]`,
+  "input_per_mtok = 1.0",
+  "output_per_mtok = 2.0",
+  `[pricing."unnamed/m1"]`,
   "input_per_mtok = 1.0",
   "output_per_mtok = 2.0",
   `[pricing."openai/fake-model"]`,
@@ -67,6 +75,7 @@ async function cacheWithStandIn(prefix: string): Promise<{ h: CapsuleHarness; st
     mode: "autonomous",
     configToml: PRICING,
     build: { cacheDir: testBuildCacheDir() },
+    env: { PROVIDERS },
   });
   return { h, stage };
 }
@@ -160,14 +169,15 @@ async function generate(
 
 /**
  * Publishes a model call that gets no stream (a Deny); returns the publish's result and the
- * fill's report (it saw nothing and gave up after `FILL_WAIT_MS`).
+ * fill's report if one came within `waitMs` (null: no fill ran).
  */
 async function refused(
   h: CapsuleHarness,
   payload: Json,
-): Promise<{ published: PublishResult; fill: Json }> {
+  waitMs: number,
+): Promise<{ requestId: string; published: PublishResult; fill: Json | null }> {
   const requestId = `r-cache-${++counter}`;
-  const report = fillReport(h, requestId);
+  const report = fillReport(h, requestId, waitMs);
   const published = await h.publish(`llm.v1.request.generate.${ROUTE}`, {
     request_id: requestId,
     session: "s-1",
@@ -175,7 +185,7 @@ async function refused(
     max_tokens: 100,
     ...payload,
   }, { requestId });
-  return { published, fill: await report.done };
+  return { requestId, published, fill: await report.done.catch(() => null) };
 }
 
 /** Asks the cache for the principal's counters. */
@@ -254,6 +264,7 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
         state: "complete",
         stored: true,
         messages: 3,
+        rejected: 0,
       });
       const key = entryKey(ROUTE, { model: "m1", max_tokens: 100, ...question });
       assert.ok(
@@ -477,12 +488,17 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
     });
 
     await t.step(
-      "a budget Deny reaches the caller directly; the fill sees no stream and gives up",
+      "a call the budget refuses is a miss that starts no fill (no FILL_WAIT_MS wait)",
       async () => {
+        // Were a fill started, it would report no_answer after 300 ms; none comes in 2 s.
         await setCapsuleEnv({ home: h.home, capsule: "cache" }, { FILL_WAIT_MS: "300" });
         try {
           const before = await counters(h);
-          const res = await refused(h, { messages: user("too expensive"), max_tokens: 1_000_000 });
+          const res = await refused(
+            h,
+            { messages: user("too expensive"), max_tokens: 1_000_000 },
+            2_000,
+          );
           assert.equal(res.published.outcome, "denied");
           if (res.published.outcome === "denied") {
             assert.match(
@@ -491,21 +507,105 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
             );
             assert.equal(res.published.by, "kernel:llm_budget");
           }
-          assert.deepEqual([res.fill.state, res.fill.stored], ["no_answer", false]);
-          const unpriced = await refused(h, { messages: user("hello"), model: "m-unpriced" });
+          assert.equal(res.fill, null, "no fill ran for the refused call");
+          const unpriced = await refused(
+            h,
+            { messages: user("hello"), model: "m-unpriced" },
+            1_000,
+          );
           assert.equal(unpriced.published.outcome, "denied");
           if (unpriced.published.outcome === "denied") {
             assert.match(unpriced.published.reason, /"stand-in\/m-unpriced": it has no price/);
           }
+          assert.equal(unpriced.fill, null);
           const after = await counters(h);
-          assert.equal(after.stores, before.stores);
-          assert.equal(after.misses, (before.misses as number) + 2);
-          assert.equal(after.skipped, (before.skipped as number) + 2);
+          assert.deepEqual(after, {
+            ...before,
+            misses: (before.misses as number) + 2,
+          }, "two misses, nothing stored or skipped: no fill");
+          const log = await h.logText();
+          for (const rid of [res.requestId, unpriced.requestId]) {
+            assert.doesNotMatch(log, new RegExp(`for ${rid}\\b`), `no fill logged for ${rid}`);
+          }
         } finally {
           await setCapsuleEnv({ home: h.home, capsule: "cache" }, { FILL_WAIT_MS: "120000" });
         }
       },
     );
+
+    await t.step(
+      "a fill stores only the route provider's messages: a forged stream is refused",
+      async () => {
+        const forged = { messages: user("poison me"), model: "m1", max_tokens: 100 };
+        const rid = "r-forged";
+        const publishAs = (name: string, body: Json, end = false) =>
+          h.bus.publish("llm.v1.stream.nobody", { request_id: rid, session: "s-1", ...body }, {
+            ctx: { principal: principalId("default"), source: { kind: "capsule", name } },
+            request_id: rid,
+            ...(end ? { end_of_stream: true } : {}),
+          });
+        // Two capsules of the same principal allowed to publish on the route: a forger, and the
+        // capsule PROVIDERS names for it.
+        h.bus.setAcl("forger", { publish: ["llm.v1.stream.*"], subscribe: [] });
+        h.bus.setAcl("nobody-provider", { publish: ["llm.v1.stream.*"], subscribe: [] });
+        const before = await counters(h);
+        const report = fillReport(h, rid);
+        const res = await h.publish("llm.v1.request.generate.nobody", {
+          request_id: rid,
+          session: "s-1",
+          ...forged,
+        }, { requestId: rid });
+        assert.equal(res.outcome, "delivered");
+        // The forger answers first, with a whole stream; then the provider.
+        await publishAs("forger", { type: "text_delta", text: "POISON" });
+        await publishAs("forger", { type: "final", stop_reason: "end_turn" }, true);
+        await publishAs("nobody-provider", { type: "text_delta", text: "genuine" });
+        await publishAs("nobody-provider", {
+          type: "final",
+          stop_reason: "end_turn",
+          usage: { input_tokens: 1, output_tokens: 1, model: "m1" },
+        }, true);
+        const fill = await report.done;
+        assert.deepEqual(
+          [fill.state, fill.stored, fill.messages, fill.rejected],
+          ["complete", true, 2, 2],
+        );
+        const key = entryKey("nobody", forged);
+        const entry = JSON.parse(
+          new TextDecoder().decode((await h.daemon.store.get(ns("default"), key))!),
+        );
+        assert.deepEqual(entry.events.map((e: Json) => e.text ?? e.type), ["genuine", "final"]);
+        const again = await generate(h, { messages: user("poison me") }, { route: "nobody" });
+        assert.deepEqual([...again.sources], ["cache"]);
+        assert.equal(again.text, "genuine");
+        const after = await counters(h);
+        assert.equal(after.stores, (before.stores as number) + 1);
+        assert.equal((await stats(h)).rejected, 2);
+        assert.match(
+          await h.logText(),
+          /miss nobody [0-9a-f]{12} for r-forged: refused a stream message from capsule:forger/,
+        );
+      },
+    );
+
+    await t.step("a route PROVIDERS does not name is not cached", async () => {
+      const before = await counters(h);
+      const res = await h.publish("llm.v1.request.generate.unnamed", {
+        request_id: "r-unnamed",
+        session: "s-1",
+        model: "m1",
+        max_tokens: 100,
+        messages: user("hello"),
+      }, { requestId: "r-unnamed" });
+      assert.equal(res.outcome, "delivered");
+      const after = await counters(h);
+      assert.equal(after.misses, (before.misses as number) + 1);
+      assert.equal(after.skipped, (before.skipped as number) + 1);
+      assert.match(
+        await h.logText(),
+        /miss unnamed [0-9a-f]{12} for r-unnamed not cached: PROVIDERS names no capsule for route "unnamed"/,
+      );
+    });
 
     await t.step("a request carrying the cache field passes through untouched", async () => {
       const before = await counters(h);
@@ -535,7 +635,7 @@ Deno.test("cache capsule answers repeated model calls from its per-principal cac
       assert.equal(s.ttl_seconds, 3600);
       assert.equal(s.max_entry_bytes, 1048576);
       assert.ok((s.entries as number) >= 6, `entries: ${s.entries}`);
-      assert.equal(s.hits, 3);
+      assert.equal(s.hits, 4);
     });
 
     /** Publishes `cache.v1.request.clear` with `payload` and returns the answer. */
@@ -684,6 +784,7 @@ Deno.test("cache capsule is transparent to the orchestrator's turns", async (t) 
     build: { cacheDir: testBuildCacheDir() },
     env: { PROVIDER: ROUTE, MODEL: "m1", STEP_TIMEOUT_MS: "20000" },
   });
+  await setCapsuleEnv({ home: h.home, capsule: "cache" }, { PROVIDERS });
   const turn = async (text: string, session: string, options: { filled?: boolean } = {}) => {
     const requestId = `turn-${++counter}`;
     const streamed: BusMessage[] = [];

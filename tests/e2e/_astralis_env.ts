@@ -6,14 +6,20 @@
  * naming them, installed with `astrid init --distro <that file>`, prices for the fake models in
  * `$ASTRID_HOME/etc/config.toml`, and the daemon started with `astrid start`.
  *
- * Why `astrid init --distro <temp Distro.toml>` and not the shipped `distros/astralis`: init is the
- * operator's path (groups, variables, `[env]` templates, the lock), and the temporary file lets the
- * sources be the loopback copies and lists the capsules that exist now (session, cache, router are
- * added when their `capsules/<name>/` exists). Per-test fakes need no reinstall: the providers and
+ * Why `astrid init --distro <temp Distro.toml>` ({@link AstralisEnv.create}) and not the shipped
+ * `distros/astralis`: init is the operator's path (groups, variables, `[env]` templates, the lock),
+ * and the temporary file lets the sources be the loopback copies, both provider groups be installed
+ * at once and the orchestrator call a provider route directly. Every capsule it names is required:
+ * a failed install fails init, and so the test. Per-test fakes need no reinstall: the providers and
  * the orchestrator read their `[env]` values on every call, so {@link AstralisEnv.setEnv} rewrites
  * the principal's stored values (`home/<principal>/.config/env/<capsule>.env.json`, the file
  * `astrid capsule install --env` writes) to point a provider at another fake or the orchestrator at
  * another route. Extra capsules (the crash tool) go in with `astrid capsule install <dir>`.
+ *
+ * {@link AstralisEnv.createShipped} installs the shipped `distros/astralis/Distro.toml` itself,
+ * unchanged: the file is copied to `<root>/distros/astralis/` beside copies of the capsules it
+ * names under `<root>/capsules/` (the providers' loopback copies), so its `source_root = "../.."`
+ * resolves to the temporary tree, and `astrid init` runs with the operator's groups and variables.
  *
  * Every child runs under a hard kill deadline (`CLI_DEADLINE_MS` of `tests/fixtures/run_astrid.ts`);
  * {@link AstralisEnv.close} stops the daemon (and kills it by its lock-file pid if `stop` failed)
@@ -39,42 +45,47 @@ const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
  */
 const CAPSULES = Deno.env.get("ASTRID_E2E_CAPSULES") || join(REPO, "capsules");
 
-/** The capsules of the temporary distro, in install order, and the group each belongs to. */
-const DISTRO_CAPSULES: { name: string; group?: string; loopback?: boolean }[] = [
-  { name: "prompt-builder" },
-  { name: "orchestrator" },
-  { name: "tools-fs" },
-  { name: "tools-shell" },
-  { name: "provider-anthropic", group: "anthropic", loopback: true },
-  { name: "provider-openai-compat", group: "openai", loopback: true },
-];
-
-/**
- * Capsules being written while these tests were (issue 9): installed after init with
- * `astrid capsule install <dir>` when `capsules/<name>/` exists, each on its own, so one that does
- * not build yet fails only the cases that need it ({@link AstralisEnv.optional} says why). The
- * cache starts disabled so it answers only the case that turns it on.
- */
-const OPTIONAL_CAPSULES: { name: string; env: Record<string, string> }[] = [
-  { name: "session", env: {} },
-  { name: "cache", env: { ENABLED: "false" } },
-  { name: "router", env: {} },
-];
-
 /** The model the fakes serve, priced for both providers (and the router) in etc/config.toml. */
 export const FAKE_MODEL = "fake-model";
 
-/** True when `capsules/<name>/Capsule.toml` exists (in the source tree the tests copy). */
-export async function capsuleExists(name: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(join(CAPSULES, name, "Capsule.toml"))).isFile;
-  } catch {
-    return false;
-  }
-}
+/** The repository's shipped Astralis distro. */
+export const SHIPPED_DISTRO = join(REPO, "distros", "astralis", "Distro.toml");
 
-/** The temporary Distro.toml naming `names` under `root`. */
-function distroToml(names: string[]): string {
+/** The capsules whose `net` list is rewritten to loopback in the copies (the providers). */
+const LOOPBACK = new Set(["provider-anthropic", "provider-openai-compat"]);
+
+/**
+ * The capsules of the temporary distro, in install order, the group each belongs to and its
+ * `env` table's members. The cache starts disabled so it answers only the case that turns it on.
+ */
+const DISTRO_CAPSULES: { name: string; group?: string; env?: string }[] = [
+  { name: "session" },
+  { name: "prompt-builder" },
+  {
+    name: "orchestrator",
+    env: 'PROVIDER = "{{ provider }}", MODEL = "{{ model }}", STEP_TIMEOUT_MS = "30000", ' +
+      'TOOL_TIMEOUT_MS = "30000"',
+  },
+  { name: "router" },
+  { name: "cache", env: 'ENABLED = "false"' },
+  { name: "tools-fs" },
+  { name: "tools-shell" },
+  {
+    name: "provider-anthropic",
+    group: "anthropic",
+    env: 'API_KEY = "{{ anthropic_api_key }}", BASE_URL = "{{ anthropic_base_url }}", ' +
+      `MODEL = "${FAKE_MODEL}", RETRY_WAIT_MAX_MS = "0"`,
+  },
+  {
+    name: "provider-openai-compat",
+    group: "openai",
+    env: 'API_KEY = "{{ openai_api_key }}", BASE_URL = "{{ openai_base_url }}", ' +
+      `MODEL = "${FAKE_MODEL}", RETRY_WAIT_MAX_MS = "0"`,
+  },
+];
+
+/** The temporary Distro.toml naming the {@link DISTRO_CAPSULES} under `capsules/`. */
+function distroToml(): string {
   const lines = [
     "schema_version = 1",
     "",
@@ -99,27 +110,21 @@ function distroToml(names: string[]): string {
     'name = "openai"',
   ];
   for (const c of DISTRO_CAPSULES) {
-    if (!names.includes(c.name)) continue;
     lines.push("", "[[capsule]]", `name = "${c.name}"`, `source = "${c.name}"`, 'version = "^0.1"');
     if (c.group !== undefined) lines.push(`group = "${c.group}"`);
-    if (c.name === "orchestrator") {
-      lines.push(
-        'env = { PROVIDER = "{{ provider }}", MODEL = "{{ model }}", STEP_TIMEOUT_MS = "30000", ' +
-          'TOOL_TIMEOUT_MS = "30000" }',
-      );
-    } else if (c.name === "provider-anthropic") {
-      lines.push(
-        'env = { API_KEY = "{{ anthropic_api_key }}", BASE_URL = "{{ anthropic_base_url }}", ' +
-          `MODEL = "${FAKE_MODEL}", RETRY_WAIT_MAX_MS = "0" }`,
-      );
-    } else if (c.name === "provider-openai-compat") {
-      lines.push(
-        'env = { API_KEY = "{{ openai_api_key }}", BASE_URL = "{{ openai_base_url }}", ' +
-          `MODEL = "${FAKE_MODEL}", RETRY_WAIT_MAX_MS = "0" }`,
-      );
-    }
+    if (c.env !== undefined) lines.push(`env = { ${c.env} }`);
   }
   return lines.join("\n") + "\n";
+}
+
+/** The capsule names a Distro.toml's `[[capsule]]` sources name (`source = "capsules/<name>"`). */
+function shippedCapsules(distro: string): string[] {
+  return [...distro.matchAll(/^source = "capsules\/([a-z0-9-]+)"$/gm)].map((m) => m[1]);
+}
+
+/** Copies capsule `name` into `into` (a loopback copy for a provider). */
+function copyInto(name: string, into: string): Promise<string> {
+  return (LOOPBACK.has(name) ? loopbackCopy : copyCapsule)(name, into, { from: CAPSULES });
 }
 
 /** Options of {@link AstralisEnv.create}. */
@@ -128,6 +133,16 @@ export interface AstralisEnvOptions {
   mode?: "safe" | "guided" | "autonomous";
   /** The API key the fakes require (default `sk-e2e`). */
   apiKey?: string;
+}
+
+/** Options of {@link AstralisEnv.createShipped}. */
+export interface ShippedEnvOptions {
+  /** The security mode written to etc/config.toml (default `autonomous`). */
+  mode?: "safe" | "guided" | "autonomous";
+  /** The `--group`s selected (e.g. `["openai"]`). */
+  groups: readonly string[];
+  /** The `--var name=value` answers. */
+  vars: Readonly<Record<string, string>>;
 }
 
 /** One temporary Astralis home with its capsules installed and (after `start`) its daemon. */
@@ -140,8 +155,6 @@ export class AstralisEnv implements AsyncDisposable {
   readonly sources: string;
   /** The capsules installed by init (names). */
   readonly capsules: readonly string[];
-  /** Each optional capsule: null when installed, else why it is not. */
-  readonly optional = new Map<string, string | null>();
   /** The init output, for diagnostics. */
   initOutput = "";
   #workspaces: string[] = [];
@@ -162,54 +175,71 @@ export class AstralisEnv implements AsyncDisposable {
   static async create(options: AstralisEnvOptions = {}): Promise<AstralisEnv> {
     // Short: the daemon socket lives under the home and unix socket paths are limited.
     const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "ae" });
-    const names = DISTRO_CAPSULES.map((c) => c.name);
-    const env = new AstralisEnv(root, names);
+    const env = new AstralisEnv(root, DISTRO_CAPSULES.map((c) => c.name));
     try {
-      await Deno.mkdir(env.home, { recursive: true });
-      for (const c of DISTRO_CAPSULES) {
-        if (!names.includes(c.name)) continue;
-        const copy = c.loopback === true ? loopbackCopy : copyCapsule;
-        await copy(c.name, env.sources, { from: CAPSULES });
-      }
+      for (const name of env.capsules) await copyInto(name, env.sources);
       const distro = join(root, "Distro.toml");
-      await Deno.writeTextFile(distro, distroToml(names));
-      await env.writeConfig({ mode: options.mode ?? "autonomous" });
+      await Deno.writeTextFile(distro, distroToml());
       const key = options.apiKey ?? "sk-e2e";
-      const init = await env.astrid([
-        "init",
-        "--distro",
-        distro,
-        "--group",
-        "anthropic,openai",
-        "--var",
-        `anthropic_api_key=${key}`,
-        "--var",
-        `openai_api_key=${key}`,
-        "--yes",
-      ], { cwd: root });
-      env.initOutput = init.stdout + init.stderr;
-      if (init.code !== 0) {
-        throw new Error(`astrid init failed with exit code ${init.code}:\n${env.initOutput}`);
-      }
-      for (const c of OPTIONAL_CAPSULES) {
-        if (!(await capsuleExists(c.name))) {
-          env.optional.set(c.name, `capsules/${c.name}/Capsule.toml does not exist yet`);
-          continue;
-        }
-        const dest = await copyCapsule(c.name, env.sources, { from: CAPSULES });
-        const envArgs = Object.entries(c.env).flatMap(([k, v]) => ["--env", `${k}=${v}`]);
-        const r = await env.astrid(["capsule", "install", dest, "--yes", ...envArgs], {
-          cwd: root,
-        });
-        env.optional.set(
-          c.name,
-          r.code === 0 ? null : `astrid capsule install failed (${r.code}): ${r.stderr}${r.stdout}`,
-        );
-      }
+      await env.#init(distro, options.mode ?? "autonomous", ["anthropic", "openai"], {
+        anthropic_api_key: key,
+        openai_api_key: key,
+      });
       return env;
     } catch (err) {
       await env.close();
       throw err;
+    }
+  }
+
+  /**
+   * Installs the shipped `distros/astralis/Distro.toml`, unchanged, with `groups` and `vars`: the
+   * file is copied to `<root>/distros/astralis/` and every capsule it names to `<root>/capsules/`
+   * (the providers as loopback copies), so its `source_root = "../.."` is `<root>`. Writes
+   * etc/config.toml; does not start the daemon. Throws when init fails.
+   */
+  static async createShipped(options: ShippedEnvOptions): Promise<AstralisEnv> {
+    const text = await Deno.readTextFile(SHIPPED_DISTRO);
+    const root = await Deno.makeTempDir({ dir: "/tmp", prefix: "as" });
+    const env = new AstralisEnv(root, shippedCapsules(text));
+    try {
+      if (env.capsules.length === 0) {
+        throw new Error(`${SHIPPED_DISTRO} names no capsules/<name> source`);
+      }
+      for (const name of env.capsules) await copyInto(name, env.sources);
+      const dir = join(root, "distros", "astralis");
+      await Deno.mkdir(dir, { recursive: true });
+      const distro = join(dir, "Distro.toml");
+      await Deno.writeTextFile(distro, text);
+      await env.#init(distro, options.mode ?? "autonomous", options.groups, options.vars);
+      return env;
+    } catch (err) {
+      await env.close();
+      throw err;
+    }
+  }
+
+  /** Writes etc/config.toml and runs `astrid init --distro <distro> --yes`; throws on failure. */
+  async #init(
+    distro: string,
+    mode: "safe" | "guided" | "autonomous",
+    groups: readonly string[],
+    vars: Readonly<Record<string, string>>,
+  ): Promise<void> {
+    await Deno.mkdir(this.home, { recursive: true });
+    await this.writeConfig({ mode });
+    const init = await this.astrid([
+      "init",
+      "--distro",
+      distro,
+      "--group",
+      groups.join(","),
+      ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}=${v}`]),
+      "--yes",
+    ], { cwd: this.root });
+    this.initOutput = init.stdout + init.stderr;
+    if (init.code !== 0) {
+      throw new Error(`astrid init failed with exit code ${init.code}:\n${this.initOutput}`);
     }
   }
 

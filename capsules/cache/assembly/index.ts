@@ -1,16 +1,21 @@
 /**
  * cache: answers a repeated model call from a per-principal cache of provider streams
- * (`docs/capsules/cache.md`). An interceptor at priority 50 on `llm.v1.request.generate.*`, so it
- * runs before the kernel's budget guard (90) and the providers (100):
+ * (`docs/capsules/cache.md`). Two interceptors on every model call (`llm.v1.request.generate.*`),
+ * one on each side of the kernel's budget guard (90):
  *
- * - hit: the recorded stream is published on `llm.v1.stream.<route>` under the new request's
- *   `request_id`, then the publish is answered Final (no reservation, no provider, no cost);
- * - miss: a subscription (own principal) to `llm.v1.stream.<route>` is opened and handed to the
- *   detached `fill` handler on `cache.v1.fill`, and the call goes on at once (Continue): the
- *   caller reads the provider's stream as it comes while `fill` records it and stores a
- *   complete, error-free stream;
+ * - `generate` (priority 50, before the guard): a hit publishes the recorded stream on
+ *   `llm.v1.stream.<route>` under the new request's `request_id` and answers Final (no
+ *   reservation, no provider, no cost); a miss answers Continue and nothing else;
+ * - `fill_start` (priority 95, after the guard, so only a call the budget allowed gets here; the
+ *   providers are detached and run after the whole chain): opens a subscription (own principal)
+ *   to `llm.v1.stream.<route>` and hands it to the detached `fill` handler on `cache.v1.fill`,
+ *   which records the stream as the caller reads it and stores a complete, error-free one —
+ *   only messages published by the route's provider (`PROVIDERS`) count;
  * - a request that already carries `cache` (a caller's bypass, a router's attempt) passes through
  *   untouched.
+ *
+ * The manifest's `[subscribe]` keys are unique, so `fill_start` is bound on the equivalent pattern
+ * `llm.v1.*.generate.*` (interceptor `*` is one segment) and ignores any other topic it matches.
  */
 import { env, Intercept, Invocation, ipc, kv, log, random, time } from "@astrid/sdk";
 import { items, Obj, parseIntText, quote, skipSpace, unquote } from "@astrid/sdk/llm/json";
@@ -27,6 +32,9 @@ const MAX_FILL_MS: i64 = 270000;
 const ENTRY_PREFIX = "e/";
 const COUNTER_PREFIX = "c/";
 const FORMAT: i64 = 1;
+/** Which capsule's stream each route's fill records (`[env]` `PROVIDERS`). */
+const DEFAULT_PROVIDERS =
+  "openai=provider-openai-compat,anthropic=provider-anthropic,router=router";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -36,6 +44,8 @@ class Settings {
   ttlMs: i64 = 3600 * 1000;
   maxEntryBytes: i64 = 1048576;
   fillWaitMs: i64 = 120000;
+  /** `route=capsule,…`: the capsule whose stream a route's fill records. */
+  providers: string = DEFAULT_PROVIDERS;
 
   static read(): Settings {
     const s = new Settings();
@@ -44,7 +54,22 @@ class Settings {
     s.ttlMs = positive("TTL_SECONDS", 3600) * 1000;
     s.maxEntryBytes = positive("MAX_ENTRY_BYTES", 1048576);
     s.fillWaitMs = positive("FILL_WAIT_MS", 120000);
+    s.providers = env.getOr("PROVIDERS", DEFAULT_PROVIDERS);
     return s;
+  }
+
+  /** The capsule serving `route` by `PROVIDERS` (`route=capsule,…`); null when none is named. */
+  providerOf(route: string): string | null {
+    const pairs = this.providers.split(",");
+    for (let i = 0; i < pairs.length; i++) {
+      const pair = pairs[i];
+      const eq = pair.indexOf("=");
+      if (eq < 0) continue;
+      if (pair.substring(0, eq).trim() != route) continue;
+      const name = pair.substring(eq + 1).trim();
+      return name.length > 0 ? name : null;
+    }
+    return null;
   }
 }
 
@@ -75,6 +100,8 @@ class Stats {
   stores: i64 = 0;
   expired: i64 = 0;
   skipped: i64 = 0;
+  /** Stream messages of a filled call refused for their source (not the route's provider). */
+  rejected: i64 = 0;
 
   add(text: string): void {
     const o = new Obj(text);
@@ -83,11 +110,12 @@ class Stats {
     this.stores += o.int("stores", 0);
     this.expired += o.int("expired", 0);
     this.skipped += o.int("skipped", 0);
+    this.rejected += o.int("rejected", 0);
   }
 
   get empty(): bool {
     return this.hits == 0 && this.misses == 0 && this.stores == 0 && this.expired == 0 &&
-      this.skipped == 0;
+      this.skipped == 0 && this.rejected == 0;
   }
 
   /** The sum of every stored delta. */
@@ -106,7 +134,8 @@ class Stats {
   fields(): string {
     return '"hits":' + this.hits.toString() + ',"misses":' + this.misses.toString() +
       ',"stores":' + this.stores.toString() + ',"expired":' + this.expired.toString() +
-      ',"skipped":' + this.skipped.toString();
+      ',"skipped":' + this.skipped.toString() + ',"rejected":' +
+      this.rejected.toString();
   }
 }
 
@@ -351,87 +380,114 @@ function answer(kind: string, requestId: string, stored: bool): Intercept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The model-call interceptor
+// The model-call interceptors
 
-/** `llm.v1.request.generate.*`: hit → replay and Final; miss → start the fill, Continue. */
+/** A model call the cache may answer or fill: its route, ids and key. */
+class Call {
+  route: string = "";
+  rid: string = "";
+  session: string | null = null;
+  workspaceId: string | null = null;
+  hash: string = "";
+  key: string = "";
+  model: string = "";
+
+  /**
+   * The call `inv` publishes, or null when the cache lets it through untouched: not a JSON
+   * object (the budget refuses it), a `cache` field (a caller's bypass, a router's attempt), the
+   * cache off, another topic, no request id.
+   */
+  static of(inv: Invocation, p: Obj, cfg: Settings): Call | null {
+    if (!p.ok) return null;
+    if (p.raw(MARKER) !== null) return null;
+    if (!cfg.enabled) return null;
+    if (!inv.topic.startsWith(GENERATE_PREFIX)) return null;
+    const c = new Call();
+    c.route = inv.topic.substring(GENERATE_PREFIX.length);
+    if (c.route.length == 0 || c.route.indexOf(".") >= 0) return null;
+    let requestId = p.str("request_id");
+    if (requestId === null) requestId = inv.requestId;
+    if (requestId === null || requestId!.length == 0) return null;
+    c.rid = requestId!;
+    c.session = p.str("session");
+    if (c.session === null) c.session = inv.session;
+    c.workspaceId = p.str("workspace_id");
+    if (c.workspaceId === null) c.workspaceId = inv.workspaceId;
+    c.hash = sha256Hex(keyText(c.route, p));
+    c.key = ENTRY_PREFIX + c.hash;
+    c.model = p.strOr("model", "");
+    return c;
+  }
+
+  get short(): string {
+    return this.hash.substring(0, 12);
+  }
+}
+
+/**
+ * `llm.v1.request.generate.*` at priority 50, before the budget guard: hit → replay and Final;
+ * miss → Continue (counted; the fill, if any, starts after the guard in {@link fillStartImpl}).
+ */
 @interceptor("llm.v1.request.generate.*", 50)
 function generateImpl(inv: Invocation): Intercept {
   const p = new Obj(inv.payloadJson);
-  if (!p.ok) return Intercept.next(); // not ours to judge: the budget refuses it
-  if (p.raw(MARKER) !== null) return Intercept.next(); // a caller's bypass, a router's attempt
   const cfg = Settings.read();
-  if (!cfg.enabled) return Intercept.next();
-  if (!inv.topic.startsWith(GENERATE_PREFIX)) return Intercept.next();
-  const route = inv.topic.substring(GENERATE_PREFIX.length);
-  let requestId = p.str("request_id");
-  if (requestId === null) requestId = inv.requestId;
-  if (requestId === null || requestId!.length == 0) return Intercept.next();
-  const rid = requestId!;
-  let session = p.str("session");
-  if (session === null) session = inv.session;
-  let workspaceId = p.str("workspace_id");
-  if (workspaceId === null) workspaceId = inv.workspaceId;
-
-  const hash = sha256Hex(keyText(route, p));
-  const key = ENTRY_PREFIX + hash;
+  const call = Call.of(inv, p, cfg);
+  if (call === null) return Intercept.next();
+  const c = call!;
   const delta = new Stats();
-  const found = kv.getText(key);
+  const found = kv.getText(c.key);
   if (found.ok) {
     const entry = new Obj(found.unwrap());
     const storedAt = entry.int("stored_at", -1);
     const events = items(entry.raw("events"));
     const now = <i64>time.nowMs();
     if (!entry.ok || entry.int("v", 0) != FORMAT || storedAt < 0 || events.length == 0) {
-      kv.remove(key);
+      kv.remove(c.key);
     } else if (now - storedAt >= cfg.ttlMs) {
-      kv.remove(key);
+      kv.remove(c.key);
       delta.expired++;
-      log.debug("expired " + route + " " + hash.substring(0, 12) + " (" +
+      log.debug("expired " + c.route + " " + c.short + " (" +
         ((now - storedAt) / 1000).toString() + " s old)");
     } else {
-      if (replay(route, events, storedAt, idsOf(rid, session, workspaceId), p, rid, hash)) {
+      if (replay(c, events, storedAt)) {
         delta.hits++;
         bump(delta);
-        log.info("hit " + route + " " + hash.substring(0, 12) + " for " + rid + " (" +
+        log.info("hit " + c.route + " " + c.short + " for " + c.rid + " (" +
           events.length.toString() + " messages, " + ((now - storedAt) / 1000).toString() +
           " s old)");
-        return answer("hit", rid, false);
+        return answer("hit", c.rid, false);
       }
     }
   }
-  return startFill(p, route, rid, session, workspaceId, key, hash, delta);
+  // A miss: counted here, so a call the budget then refuses (no fill) still shows in `misses`.
+  delta.misses++;
+  bump(delta);
+  return Intercept.next();
 }
 
 /**
  * Publishes a stored stream under the new call's ids (the last message as a cached `final`).
- * False when not even the first message could be published (the call is then filled instead).
+ * False when not even the first message could be published (the call then goes on as a miss).
  */
-function replay(
-  route: string,
-  events: string[],
-  storedAt: i64,
-  ids: string,
-  p: Obj,
-  rid: string,
-  hash: string,
-): bool {
-  const topic = STREAM_PREFIX + route;
-  const model = p.strOr("model", "");
+function replay(c: Call, events: string[], storedAt: i64): bool {
+  const topic = STREAM_PREFIX + c.route;
+  const ids = idsOf(c.rid, c.session, c.workspaceId);
   for (let i = 0; i < events.length; i++) {
     const last = i == events.length - 1;
     let body = events[i];
     if (last && new Obj(body).strOr("type", "") == "final") {
-      body = cachedFinal(body, storedAt, model);
+      body = cachedFinal(body, storedAt, c.model);
     }
     const members = inner(body);
     const o = new ipc.PublishOptions();
-    o.requestId = rid;
+    o.requestId = c.rid;
     o.endOfStream = last;
     const sent = ipc.publish(topic, "{" + ids + (members.length > 0 ? "," + members : "") + "}",
       o);
     if (sent.isErr) {
-      log.error("Cannot replay cached answer " + hash.substring(0, 12) + " for " + rid +
-        " (message " + (i + 1).toString() + " of " + events.length.toString() + "): " +
+      log.error("Cannot replay cached answer " + c.short + " for " + c.rid + " (message " +
+        (i + 1).toString() + " of " + events.length.toString() + "): " +
         sent.error!.toString());
       // Half-way nothing better can be done: the reader times out as it would on a provider.
       if (i == 0) return false;
@@ -442,27 +498,33 @@ function replay(
 }
 
 /**
- * A miss: subscribe (own principal) to the route's stream, hand the subscription to the detached
- * `fill` handler through `cache.v1.fill`, and let the call go on (Continue) at once — the budget
- * guard and the provider then run as without a cache, and the caller reads the provider's stream
- * as it is produced. Counted by the fill (or here when it cannot start).
+ * The model call at priority 95, after the budget guard (90) allowed it — a refused call never
+ * gets here, so it starts no fill — and before the provider runs (providers are detached: they
+ * start once the chain ended): subscribe (own principal) to the route's stream, hand the
+ * subscription to the detached `fill` handler through `cache.v1.fill`, and Continue at once. The
+ * caller reads the provider's stream as it is produced; the fill records the provider's copy.
+ * Bound on `llm.v1.*.generate.*` (the manifest's keys are unique): other topics pass.
  */
-function startFill(
-  p: Obj,
-  route: string,
-  rid: string,
-  session: string | null,
-  workspaceId: string | null,
-  key: string,
-  hash: string,
-  delta: Stats,
-): Intercept {
-  const short = hash.substring(0, 12);
-  const subscribed = ipc.subscribe(STREAM_PREFIX + route, true);
+@interceptor("llm.v1.*.generate.*", 95)
+function fillStartImpl(inv: Invocation): Intercept {
+  const p = new Obj(inv.payloadJson);
+  const cfg = Settings.read();
+  const call = Call.of(inv, p, cfg);
+  if (call === null) return Intercept.next();
+  const c = call!;
+  const delta = new Stats();
+  const provider = cfg.providerOf(c.route);
+  if (provider === null) {
+    log.warn("miss " + c.route + " " + c.short + " for " + c.rid + " not cached: PROVIDERS " +
+      "names no capsule for route " + quote(c.route));
+    delta.skipped++;
+    bump(delta);
+    return Intercept.next();
+  }
+  const subscribed = ipc.subscribe(STREAM_PREFIX + c.route, true);
   if (subscribed.isErr) {
-    log.warn("miss " + route + " " + short + " for " + rid + " not cached: " +
+    log.warn("miss " + c.route + " " + c.short + " for " + c.rid + " not cached: " +
       subscribed.error!.toString());
-    delta.misses++;
     delta.skipped++;
     bump(delta);
     return Intercept.next();
@@ -470,26 +532,26 @@ function startFill(
   const sub = subscribed.unwrap();
   // session and workspace_id make the fill's invocation act in the caller's session and
   // workspace (and let a workspace-scoped cache serve it).
-  const body = "{" + idsOf(rid, session, workspaceId) + ',"handle":' + sub.handle.toString() +
-    ',"key":' + quote(key) + ',"route":' + quote(route) + ',"model":' +
-    quote(p.strOr("model", "")) + "}";
+  const body = "{" + idsOf(c.rid, c.session, c.workspaceId) + ',"handle":' +
+    sub.handle.toString() + ',"key":' + quote(c.key) + ',"route":' + quote(c.route) +
+    ',"provider":' + quote(provider!) + ',"model":' + quote(c.model) + "}";
   const o = new ipc.PublishOptions();
-  o.requestId = rid;
+  o.requestId = c.rid;
   const sent = ipc.publish(FILL_TOPIC, body, o);
   if (sent.isErr || sent.unwrap().reachedNobody) {
     sub.close();
-    log.warn("miss " + route + " " + short + " for " + rid + " not cached: cannot start its fill" +
+    log.warn("miss " + c.route + " " + c.short + " for " + c.rid +
+      " not cached: cannot start its fill" +
       (sent.isErr ? ": " + sent.error!.toString() : " (nothing took " + FILL_TOPIC + ")"));
-    delta.misses++;
     delta.skipped++;
+    bump(delta);
   }
-  bump(delta); // an expired entry found on the way; the fill counts the miss itself
   return Intercept.next();
 }
 
-/** Whether bus source `kind:name` is this capsule in some scope (`cache`, `cache@p`, `cache#w`). */
-function fromCache(source: string): bool {
-  const head = "capsule:cache";
+/** Whether bus source `kind:name` is capsule `name` in some scope (`name`, `name@p`, `name#w`). */
+function isCapsule(source: string, name: string): bool {
+  const head = "capsule:" + name;
   if (!source.startsWith(head)) return false;
   if (source.length == head.length) return true;
   const c = source.charCodeAt(head.length);
@@ -497,15 +559,16 @@ function fromCache(source: string): bool {
 }
 
 /**
- * `cache.v1.fill` (detached: runs after the miss's interceptor returned): reads the stream of
- * the call from the subscription the interceptor opened, until `final`, `error`, or
- * `FILL_WAIT_MS` without a message of the call (the first one included: model latency); stores
- * a complete, error-free stream; always closes the subscription; reports on
+ * `cache.v1.fill` (detached: runs after the model call's chain ended): reads the stream of the
+ * call from the subscription {@link fillStartImpl} opened, until `final`, `error`, or
+ * `FILL_WAIT_MS` without a message of the call (the first one included: model latency); only
+ * messages whose source is the route's provider capsule count (any other is refused, counted
+ * `rejected`); stores a complete, error-free stream; always closes the subscription; reports on
  * `cache.v1.response.fill`.
  */
 @interceptor("cache.v1.fill")
 function fillImpl(inv: Invocation): Intercept {
-  if (!fromCache(inv.source)) {
+  if (!isCapsule(inv.source, "cache")) {
     // Only this capsule's own miss names a handle of its table: anyone else's is refused.
     log.warn("ignored " + FILL_TOPIC + " from " + inv.source + ": only the cache starts a fill");
     return Intercept.next();
@@ -515,8 +578,9 @@ function fillImpl(inv: Invocation): Intercept {
   const key = p.strOr("key", "");
   const route = p.strOr("route", "");
   const rid = p.strOr("request_id", "");
+  const provider = p.strOr("provider", "");
   if (handle <= 0 || handle > <i64>u32.MAX_VALUE || !key.startsWith(ENTRY_PREFIX) ||
-    route.length == 0 || rid.length == 0) {
+    route.length == 0 || rid.length == 0 || provider.length == 0) {
     log.warn("malformed " + FILL_TOPIC + " request ignored: " + inv.payloadJson.substring(0, 200));
     return Intercept.next();
   }
@@ -526,6 +590,7 @@ function fillImpl(inv: Invocation): Intercept {
   const events: string[] = [];
   let bytes: i64 = 0;
   let heard = false;
+  let rejected: i64 = 0;
   let state = "incomplete"; // complete | error | too_big | lagged | incomplete | no_answer
   const started = <i64>time.nowMs();
   let deadline = started + cfg.fillWaitMs;
@@ -554,6 +619,16 @@ function fillImpl(inv: Invocation): Intercept {
     let id = body.str("request_id");
     if (id === null) id = m.requestId;
     if (id === null || id! != rid) continue;
+    if (!isCapsule(m.source, provider)) {
+      // Not the route's provider (another capsule of the principal may publish on the route, the
+      // cache's own replays too): never recorded, so it can never be replayed.
+      if (rejected == 0) {
+        log.warn("miss " + route + " " + short + " for " + rid + ": refused a stream message " +
+          "from " + m.source + " (the route's provider is capsule:" + provider + ")");
+      }
+      rejected++;
+      continue;
+    }
     heard = true;
     deadline = <i64>time.nowMs() + cfg.fillWaitMs;
     const type = body.strOr("type", "");
@@ -578,7 +653,7 @@ function fillImpl(inv: Invocation): Intercept {
   if (closed.isErr) log.warn("Cannot close the fill's subscription: " + closed.error!.toString());
 
   const delta = new Stats();
-  delta.misses++;
+  delta.rejected = rejected;
   let stored = false;
   if (state == "complete") {
     let entry = '{"v":' + FORMAT.toString() + ',"stored_at":' + time.nowMs().toString() +
@@ -599,14 +674,15 @@ function fillImpl(inv: Invocation): Intercept {
   }
   bump(delta);
   log.info("miss " + route + " " + short + " for " + rid + ": " +
-    (stored ? "stored " + events.length.toString() + " messages" : "not stored (" + state + ")"));
+    (stored ? "stored " + events.length.toString() + " messages" : "not stored (" + state + ")") +
+    (rejected > 0 ? ", " + rejected.toString() + " messages of other sources refused" : ""));
   const o = new ipc.PublishOptions();
   o.requestId = rid;
   const done = ipc.publish(
     "cache.v1.response.fill",
     "{" + idsOf(rid, p.str("session"), p.str("workspace_id")) + ',"route":' + quote(route) +
       ',"state":' + quote(state) + ',"stored":' + (stored ? "true" : "false") + ',"messages":' +
-      events.length.toString() + "}",
+      events.length.toString() + ',"rejected":' + rejected.toString() + "}",
     o,
   );
   if (done.isErr) log.warn("Cannot report the fill: " + done.error!.toString());
