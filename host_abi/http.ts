@@ -38,7 +38,7 @@ import {
   serviceKey,
 } from "./host_function.ts";
 import { callDeadline, optionalObject } from "./ipc.ts";
-import { servesModelCall } from "./lifecycle.ts";
+import { type ModelCallLedger, servesModelCall } from "./lifecycle.ts";
 import { readBoundedInt } from "./limits.ts";
 import { HostCallError, HostStatus } from "./status.ts";
 
@@ -92,6 +92,11 @@ export interface HttpService {
   readonly policy?: PolicyConfig;
   /** Limits; defaults {@link DEFAULT_HTTP_LIMITS}. */
   readonly limits?: Partial<HttpLimits>;
+  /**
+   * The budget guard's allowed, unsettled model calls: a request made while serving one is the
+   * model call (`modelCall`, see `servesModelCall`). Without it no request is.
+   */
+  readonly modelCalls?: ModelCallLedger;
 }
 
 /** The key the registry may provide the {@link HttpService} under (the defaults otherwise). */
@@ -632,7 +637,7 @@ async function open(
     kind: "net.request",
     host: args.host,
     port: args.port,
-    ...(servesModelCall(call) ? { modelCall: true } : {}),
+    ...(servesModelCall(call, httpService(call).modelCalls) ? { modelCall: true } : {}),
   });
   const target = await pickAddress(call, args, signal);
   const limits = limitsOf(call);

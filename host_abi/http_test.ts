@@ -33,7 +33,7 @@ import {
   httpStreamStart,
 } from "./http.ts";
 import { HOST_TIMERS } from "./ipc.ts";
-import { INVOCATION_ORIGIN, type InvocationOrigin } from "./lifecycle.ts";
+import { INVOCATION_ORIGIN, type InvocationOrigin, type ModelCallLedger } from "./lifecycle.ts";
 import { DEFAULT_HOST_LIMITS } from "./limits.ts";
 import { HostCallError, HostStatus } from "./status.ts";
 
@@ -85,6 +85,7 @@ function context(
     timers?: ManualTimers;
     handles?: HandleTable;
     origin?: InvocationOrigin;
+    requestId?: string;
   } = {},
 ): Ctx {
   const actions: SensitiveAction[] = [];
@@ -101,6 +102,7 @@ function context(
     ),
     exportName: "run",
     session: { id: "s1", workspaceId: "w1", workspaceRoot: "/w" },
+    ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
     signal: new AbortController().signal,
     clock: new ManualClock(),
     limits: DEFAULT_HOST_LIMITS,
@@ -243,33 +245,77 @@ Deno.test("http_request makes a request to a host the manifest names", async (t)
         `127.0.0.1:${s.port}`,
       ]);
     });
-    await t.step("a request made while serving a model call is marked modelCall", async () => {
-      const plain = context(caps);
-      await invoke(
-        httpRequest,
-        [JSON.stringify({ url: `http://127.0.0.1:${s.port}/p` })],
-        plain.call,
-      );
-      assert.equal((plain.actions[0] as NetRequestAction).modelCall, undefined);
-      const served = context(caps, {
-        origin: { source: "capsule:orchestrator", topic: "llm.v1.request.generate.openai" },
-      });
-      await invoke(
-        httpRequest,
-        [JSON.stringify({ url: `http://127.0.0.1:${s.port}/m` })],
-        served.call,
-      );
-      assert.equal((served.actions[0] as NetRequestAction).modelCall, true);
-      const tool = context(caps, {
-        origin: { source: "capsule:orchestrator", topic: "tool.v1.execute.fetch" },
-      });
-      await invoke(
-        httpRequest,
-        [JSON.stringify({ url: `http://127.0.0.1:${s.port}/t` })],
-        tool.call,
-      );
-      assert.equal((tool.actions[0] as NetRequestAction).modelCall, undefined);
-    });
+    await t.step(
+      "a request made while serving a metered model call is marked modelCall",
+      async () => {
+        // The budget guard's ledger: alice's call "c-1.1" on route openai is metered now.
+        const asked: string[] = [];
+        const modelCalls: ModelCallLedger = {
+          metered(principal, requestId, options) {
+            asked.push(`${principal} ${requestId} ${options?.provider}`);
+            return principal === "alice" && requestId === "c-1.1" && options?.provider === "openai";
+          },
+        };
+        const modelCall = async (
+          options: { origin?: InvocationOrigin; requestId?: string; ledger?: ModelCallLedger },
+        ) => {
+          const c = context(caps, {
+            service: options.ledger === undefined ? {} : { modelCalls: options.ledger },
+            ...(options.origin === undefined ? {} : { origin: options.origin }),
+            ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
+          });
+          await invoke(
+            httpRequest,
+            [JSON.stringify({ url: `http://127.0.0.1:${s.port}/m` })],
+            c.call,
+          );
+          return (c.actions[0] as NetRequestAction).modelCall;
+        };
+        const provider = {
+          source: "capsule:orchestrator",
+          topic: "llm.v1.request.generate.openai",
+        };
+        assert.equal(await modelCall({}), undefined, "no origin");
+        assert.equal(
+          await modelCall({ origin: provider, requestId: "c-1.1", ledger: modelCalls }),
+          true,
+        );
+        assert.equal(
+          await modelCall({ origin: provider, requestId: "c-1.2", ledger: modelCalls }),
+          undefined,
+          "the topic is right but the guard metered no such call",
+        );
+        assert.equal(
+          await modelCall({ origin: provider, ledger: modelCalls }),
+          undefined,
+          "no request id",
+        );
+        assert.equal(
+          await modelCall({ origin: provider, requestId: "c-1.1" }),
+          undefined,
+          "no ledger: fail closed",
+        );
+        assert.equal(
+          await modelCall({
+            origin: { source: "capsule:orchestrator", topic: "llm.v1.request.generate.router" },
+            requestId: "c-1.1",
+            ledger: modelCalls,
+          }),
+          undefined,
+          "the router's route is never metered",
+        );
+        assert.equal(
+          await modelCall({
+            origin: { source: "capsule:orchestrator", topic: "tool.v1.execute.fetch" },
+            requestId: "c-1.1",
+            ledger: modelCalls,
+          }),
+          undefined,
+          "a tool's request",
+        );
+        assert.deepEqual(asked, ["alice c-1.1 openai", "alice c-1.2 openai", "alice c-1.1 router"]);
+      },
+    );
     await t.step("POST with a body; a 404 is a reply, not an error", async () => {
       const { call } = context(caps);
       const reply = whole(

@@ -424,12 +424,40 @@ export function invocationOrigin(call: HostCallContext): InvocationOrigin | unde
   }
 }
 
-/** The topic prefix of model calls: an invocation it triggered makes its requests as the model call. */
+/** The topic prefix of model calls: `llm.v1.request.generate.<provider>`. */
 const MODEL_CALL_PREFIX = "llm.v1.request.generate.";
 
-/** True when the call's invocation serves a model call (see `NetRequestAction.modelCall`). */
-export function servesModelCall(call: HostCallContext): boolean {
-  return invocationOrigin(call)?.topic.startsWith(MODEL_CALL_PREFIX) === true;
+/**
+ * The kernel's record of the model calls its budget guard allowed and has not settled yet
+ * (`LlmBudget` in `kernel/security`): the evidence that an invocation serves a metered call.
+ */
+export interface ModelCallLedger {
+  /** True while the model call `requestId` of `principal` on route `provider` is metered. */
+  metered(principal: string, requestId: string, options?: { readonly provider?: string }): boolean;
+}
+
+/**
+ * True when the call's invocation serves a model call the budget guard allowed and has not
+ * settled (see `NetRequestAction.modelCall`): it was triggered by
+ * `llm.v1.request.generate.<provider>`, carries a request id, and `calls` says that call of the
+ * principal on that route is metered now. The topic alone is never enough — the router's route
+ * is not metered, and an interceptor ahead of the guard runs before it decided. No `calls` (the
+ * kernel gave no ledger) → false.
+ */
+export function servesModelCall(
+  call: HostCallContext,
+  calls: ModelCallLedger | undefined,
+): boolean {
+  const topic = invocationOrigin(call)?.topic;
+  if (calls === undefined || topic === undefined || !topic.startsWith(MODEL_CALL_PREFIX)) {
+    return false;
+  }
+  const provider = topic.slice(MODEL_CALL_PREFIX.length);
+  const requestId = call.requestId;
+  if (provider === "" || provider.includes(".") || requestId === undefined || requestId === "") {
+    return false;
+  }
+  return calls.metered(call.principal, requestId, { provider }) === true;
 }
 
 /**

@@ -164,6 +164,8 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
           logger: daemonLog,
           routers: ROUTER_ROUTES,
         });
+        // A provider's HTTP counts as the model call only while the guard metered that call.
+        host.meterModelCalls(llm);
         undo.push({ what: "llm_budget", fn: () => llm.close() });
         bus.listen(SHUTDOWN_TOPIC, () => llm.close(), { name: "llm_budget_shutdown" });
         // Every tool call is a `tool.execute` decision (the modes table's tool row) before any
@@ -214,7 +216,9 @@ export async function boot(options: DaemonOptions): Promise<Daemon> {
       // The engine authorizes its own tools' calls (native, with their paths); a name any loaded
       // capsule's [[tool]] also has is decided by the tool guard as well.
       const registry = runtime.registry;
+      // MCP tools are named `<server>__<tool>`: any other name is decided here at no cost.
       mcpOnly = (call) =>
+        call.tool.includes("__") &&
         engine.host.tools({ principal: call.principal }).some((t) => t.name === call.tool) &&
         !registry.listAll().some((c) =>
           registry.capsule(c.key)?.record.manifest.tool.some((t) => t.name === call.tool) === true

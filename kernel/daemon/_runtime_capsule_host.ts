@@ -37,9 +37,9 @@ import {
 } from "../capsule/mod.ts";
 import { DEFAULT_PRINCIPAL } from "../identity/mod.ts";
 import { WasmEngine } from "../capsule/engine/wasm/mod.ts";
-import type { BusMessage, JsonValue, Listener, Timers } from "../events/mod.ts";
+import type { BusMessage, Interceptor, JsonValue, Listener, Timers } from "../events/mod.ts";
 import { NativeSandbox } from "../sandbox/mod.ts";
-import { InProcessApprovalBroker, SecurityInterceptor } from "../security/mod.ts";
+import { InProcessApprovalBroker, type LlmBudget, SecurityInterceptor } from "../security/mod.ts";
 import { IdentityStore } from "../identity/mod.ts";
 import {
   BusElicitor,
@@ -102,6 +102,8 @@ export class RuntimeCapsuleHost implements CapsuleHost {
   readonly #deps: RuntimeHostDeps;
   readonly #logs: CapsuleLogWriter;
   readonly #listeners: Listener[] = [];
+  #modelCalls: Pick<LlmBudget, "metered"> | undefined;
+  readonly #connect: Interceptor;
 
   /** Wires the runtime to `kernel`; nothing loads until {@link load}. */
   constructor(kernel: KernelParts, deps: RuntimeHostDeps) {
@@ -130,8 +132,9 @@ export class RuntimeCapsuleHost implements CapsuleHost {
     // Identity links (identity_* host calls) and the uplinks that inject user turns.
     const identity = new IdentityStore(store, { clock, homes: home });
     const uplinks = new UplinkRegistry(bus, { identity, clock });
-    // HTTP checks the policy's denied hosts against resolved addresses; native commands run in
-    // the namespace sandbox over the session overlay, the Astrid home hidden.
+    // HTTP checks the policy's denied hosts against resolved addresses (and, once boot gave the
+    // budget guard's ledger, marks a metered model call's request); native commands run in the
+    // namespace sandbox over the session overlay, the Astrid home hidden.
     const http = { policy: config.security.policy };
     const processes = {
       sandbox: new NativeSandbox({ policy: config.security.policy, hidePaths: [home.root] }),
@@ -187,7 +190,13 @@ export class RuntimeCapsuleHost implements CapsuleHost {
         provide(ELICITATION_SERVICE, elicitor),
         provide(IDENTITY_SERVICE, identity),
         provide(UPLINK_SERVICE, uplinks),
-        provide(HTTP_SERVICE, http),
+        provide(
+          HTTP_SERVICE,
+          this.#modelCalls === undefined ? http : {
+            ...http,
+            modelCalls: this.#modelCalls,
+          },
+        ),
         provide(PROCESS_SERVICE, processes),
       ],
     });
@@ -195,14 +204,27 @@ export class RuntimeCapsuleHost implements CapsuleHost {
     this.services = services;
     // A session bound to a workspace: its trusted workspace capsules load (once).
     this.workspaces.onRemember((id, root) => this.#onWorkspace(id, root));
+    // An interceptor, not a listener: the connection awaits this publish before its welcome, so
+    // a principal's own capsules are loaded before its first prompt can reach the shadowed
+    // system ones.
+    this.#connect = bus.intercept(CLIENT_CONNECT_TOPIC, async (msg) => {
+      await this.#onConnect(msg);
+      return { action: "continue" };
+    }, { name: "kernel:capsules.connect", guard: false });
     this.#listeners.push(
-      bus.listen(CLIENT_CONNECT_TOPIC, (msg) => this.#onConnect(msg), {
-        name: "kernel:capsules.connect",
-      }),
       bus.listen(SESSION_ENDED_TOPIC, (msg) => this.#onSessionEnded(msg), {
         name: "kernel:capsules.session_ended",
       }),
     );
+  }
+
+  /**
+   * Gives host calls the budget guard's record of allowed, unsettled model calls (boot installs
+   * the guard after this host exists): a provider's HTTP request made while serving one is the
+   * model call (`modelCall`). Until then, and without it, no request is.
+   */
+  meterModelCalls(calls: Pick<LlmBudget, "metered">): void {
+    this.#modelCalls = calls;
   }
 
   /** Loads the operator's capsules (the daemon announces them). */
@@ -266,17 +288,18 @@ export class RuntimeCapsuleHost implements CapsuleHost {
   /** Unloads everything and stops the engine's workers. */
   async close(): Promise<void> {
     for (const l of this.#listeners.splice(0)) l.close();
+    this.#connect.close();
     await this.registry.close();
     await this.services.close();
     await this.engine.close();
     await this.#logs.flush();
   }
 
-  #onConnect(msg: BusMessage): void {
+  async #onConnect(msg: BusMessage): Promise<void> {
     // The daemon publishes it for each authenticated connection, as that client (`kind: client`);
     // no client may publish `client.v1.*` itself (CLIENT_PUBLISH_ALLOW), and a capsule is refused.
     if (msg.source.kind !== "kernel" && msg.source.kind !== "client") return;
-    this.registry.ensurePrincipal(msg.principal).then((r) => {
+    await this.registry.ensurePrincipal(msg.principal).then((r) => {
       if (r.loaded.length + r.failed.length + r.blocked.length > 0) {
         this.#deps.log.info("Principal capsules loaded", {
           principal: msg.principal,

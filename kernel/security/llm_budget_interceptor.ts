@@ -23,6 +23,12 @@
  * attempt republished on `llm.v1.request.generate.<provider>` is its own reservation; the
  * router's own route (listed in `routers`) is not metered, since it spends nothing itself.
  *
+ * 4. Evidence: {@link LlmBudget.metered} answers whether a model call is one the guard allowed
+ *    and has not settled yet (a free model's call too, held until its terminal message like the
+ *    others). The kernel gives it to host calls, so a provider's HTTP request counts as the model
+ *    call (`NetRequestAction.modelCall`) only while the guard's decision for that call stands —
+ *    never for the router's route, a call the guard has not decided yet or one already settled.
+ *
  * @module
  */
 import type { AstridConfig, ModelPrice } from "../config/mod.ts";
@@ -73,17 +79,33 @@ export interface LlmBudgetOptions {
   routers?: readonly string[];
 }
 
+/** Options of {@link LlmBudget.metered}. */
+export interface MeteredOptions {
+  /** The route (`llm.v1.request.generate.<provider>`); default any route. */
+  readonly provider?: string;
+}
+
 /** What {@link installLlmBudget} returns. */
 export interface LlmBudget {
-  /** Reservations waiting for their terminal stream message. */
+  /** Allowed model calls waiting for their terminal stream message (reserved or free). */
   readonly pending: number;
+  /**
+   * True while the model call `requestId` of `principal` (its payload `request_id`, else the
+   * message's) is allowed by the guard and not yet settled: after the guard's decision, before
+   * its `final`, `error`, end of stream, settle timeout or {@link close}. False for a router's
+   * route, which is never metered.
+   */
+  metered(principal: string, requestId: string, options?: MeteredOptions): boolean;
   /** Unbinds the interceptor and listener and refunds every pending reservation. */
   close(): void;
 }
 
 interface Pending {
   key: string;
-  reservation: Reservation;
+  principal: string;
+  requestId: string;
+  /** Null for a free model (price 0): nothing held, but the call is tracked all the same. */
+  reservation: Reservation | null;
   provider: string;
   model: string;
   price: ModelPrice;
@@ -130,7 +152,7 @@ export function installLlmBudget(bus: EventBus, options: LlmBudgetOptions): LlmB
   };
   const refund = (p: Pending): void => {
     drop(p);
-    if (!p.reservation.settled) p.reservation.release();
+    if (p.reservation !== null && !p.reservation.settled) p.reservation.release();
   };
   const arm = (p: Pending): void => {
     timers.clearTimeout(p.timer);
@@ -138,7 +160,7 @@ export function installLlmBudget(bus: EventBus, options: LlmBudgetOptions): LlmB
       if (pending.get(p.key) !== p) return;
       logger.warn(
         `No stream message for model call "${p.key}" within ${settleMs} ms: refunding its reservation`,
-        { key: p.key, provider: p.provider, reserved_usd: p.reservation.amountUsd },
+        { key: p.key, provider: p.provider, reserved_usd: p.reservation?.amountUsd ?? 0 },
       );
       refund(p);
     }, settleMs);
@@ -198,14 +220,20 @@ export function installLlmBudget(bus: EventBus, options: LlmBudgetOptions): LlmB
     }
     if (!auth.allowed) return deny(auth.reason);
     const price = priceFor(cfg, provider, model);
+    // Null for a free model (price 0): nothing held, the call tracked all the same (`metered`).
     const reservation = auth.reservation;
-    if (reservation === null || price === undefined) return { action: "continue" }; // free
+    if (price === undefined) { // the pipeline denies an unpriced model before this
+      reservation?.release();
+      return { action: "continue" };
+    }
     if (pending.has(key)) { // a twin raced us through authorize
-      reservation.release();
+      reservation?.release();
       return deny(`Model call "${requestId}" to "${provider}" is already in flight`);
     }
     const entry: Pending = {
       key,
+      principal: msg.principal,
+      requestId,
       reservation,
       provider,
       model,
@@ -246,9 +274,9 @@ export function installLlmBudget(bus: EventBus, options: LlmBudgetOptions): LlmB
       // No usable usage: charge the whole estimate rather than nothing (never unmetered).
       logger.warn(`Model call "${entry.key}" ended without usage: charging its estimate`, {
         key: entry.key,
-        reserved_usd: entry.reservation.amountUsd,
+        reserved_usd: entry.reservation?.amountUsd ?? 0,
       });
-      commit(entry, entry.reservation.amountUsd);
+      commit(entry, entry.reservation?.amountUsd ?? 0);
       return;
     }
     const model = typeof u.model === "string"
@@ -263,6 +291,7 @@ export function installLlmBudget(bus: EventBus, options: LlmBudgetOptions): LlmB
   };
 
   const commit = (entry: Pending, usd: number): void => {
+    if (entry.reservation === null) return; // free: nothing was held
     entry.reservation.commit(usd).catch((err) => {
       logger.error(`Cannot record the cost of model call "${entry.key}"`, {
         key: entry.key,
@@ -283,6 +312,16 @@ export function installLlmBudget(bus: EventBus, options: LlmBudgetOptions): LlmB
   return {
     get pending() {
       return pending.size;
+    },
+    metered(principal, requestId, options = {}) {
+      if (options.provider !== undefined) {
+        if (routers.has(options.provider)) return false;
+        return pending.has(`${principal}\0${options.provider}\0${requestId}`);
+      }
+      for (const p of pending.values()) {
+        if (p.principal === principal && p.requestId === requestId) return true;
+      }
+      return false;
     },
     close() {
       interceptor.close();

@@ -220,3 +220,83 @@ Deno.test("installLlmBudget() lets a cache hit and a router route cost nothing",
     llm.close();
   });
 });
+
+Deno.test("LlmBudget.metered() is true only while the guard's decision for the call stands", async (t) => {
+  await t.step("true after the guard allowed it, false once settled by final", async () => {
+    const { bus, llm } = await setup();
+    let atProvider = false;
+    let beforeGuard = true;
+    bus.intercept("llm.v1.request.generate.openai", () => {
+      beforeGuard = llm.metered(DEFAULT_PRINCIPAL, "r-1");
+      return { action: "continue" };
+    }, { priority: 50 });
+    bus.intercept("llm.v1.request.generate.openai", () => {
+      atProvider = llm.metered(DEFAULT_PRINCIPAL, "r-1", { provider: "openai" });
+      return { action: "continue" };
+    });
+    await bus.publish("llm.v1.request.generate.openai", request("r-1"), { ctx });
+    assert.equal(beforeGuard, false, "an interceptor ahead of the guard sees no decision");
+    assert.equal(atProvider, true);
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-1"), true);
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-1", { provider: "anthropic" }), false);
+    assert.equal(llm.metered(principalId("mallory"), "r-1"), false);
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-2"), false);
+    await stream(bus, "r-1", {
+      type: "final",
+      stop_reason: "end_turn",
+      usage: { input_tokens: 10, output_tokens: 10 },
+    });
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-1"), false);
+  });
+
+  await t.step("false after a refund: error, settle timeout, close", async () => {
+    const { r, bus, llm } = await setup({}, { settleTimeoutMs: 1000 });
+    await bus.publish("llm.v1.request.generate.openai", request("r-1"), { ctx });
+    await stream(bus, "r-1", { type: "error", error: { kind: "provider", message: "500" } });
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-1"), false);
+    await bus.publish("llm.v1.request.generate.openai", request("r-2"), { ctx });
+    r.timers.advance(1000);
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-2"), false);
+    await bus.publish("llm.v1.request.generate.openai", request("r-3"), { ctx });
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-3"), true);
+    llm.close();
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-3"), false);
+  });
+
+  await t.step("false for a denied call and for a router's unmetered route", async () => {
+    const { bus, llm } = await setup({}, { routers: ["router"] });
+    await bus.publish("llm.v1.request.generate.openai", request("r-1", { model: "gpt-x" }), {
+      ctx,
+    });
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-1"), false, "unpriced: denied");
+    let atRouter = true;
+    bus.intercept("llm.v1.request.generate.router", () => {
+      atRouter = llm.metered(DEFAULT_PRINCIPAL, "r-2", { provider: "router" });
+      return { action: "continue" };
+    });
+    const res = await bus.publish("llm.v1.request.generate.router", request("r-2"), { ctx });
+    assert.equal(res.outcome, "delivered");
+    assert.equal(atRouter, false);
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-2"), false);
+    // The router's attempt on a real route is metered under its own request id.
+    await bus.publish("llm.v1.request.generate.openai", request("r-2~1"), { ctx });
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-2~1", { provider: "openai" }), true);
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-2~1", { provider: "router" }), false);
+    llm.close();
+  });
+
+  await t.step("a free model's call is tracked until its terminal message", async () => {
+    const { bus, llm } = await setup();
+    await bus.publish("llm.v1.request.generate.local", request("r-1", { model: "qwen" }), {
+      ctx,
+    });
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-1", { provider: "local" }), true);
+    await bus.publish("llm.v1.stream.local", { request_id: "r-1", type: "final" }, {
+      ctx,
+      request_id: "r-1",
+      end_of_stream: true,
+    });
+    assert.equal(llm.metered(DEFAULT_PRINCIPAL, "r-1", { provider: "local" }), false);
+    assert.equal(llm.pending, 0);
+  });
+});

@@ -68,6 +68,7 @@ export {
   LLM_GENERATE_PATTERN,
   type LlmBudget,
   type LlmBudgetOptions,
+  type MeteredOptions,
   NO_SESSION,
   NO_WORKSPACE,
   promptChars,

@@ -20,8 +20,9 @@
  * `yolo` is an alias of `autonomous`.
  *
  * A provider's HTTP request made while it serves a model call (`modelCall`: its invocation was
- * triggered by `llm.v1.request.generate.*`) is the model call itself, already priced, reserved
- * and audited as `llm.generate` by the budget guard; asking again per request would make every
+ * triggered by `llm.v1.request.generate.<provider>` and the budget guard holds that very call,
+ * `LlmBudget.metered`) is the model call itself, already priced, reserved and audited as
+ * `llm.generate`; asking again per request would make every
  * headless turn fail in `guided`. The policy layer (denied hosts) and the capsule's manifest
  * `net` list still apply, and the request is audited with the rule `<mode>/model`.
  *

@@ -104,8 +104,9 @@ export interface NetRequestAction extends ActionBase {
   port: number;
   /**
    * True when the request carries a model call: the capsule's invocation was triggered by an
-   * `llm.v1.request.generate.*` message, whose `llm.generate` decision (budget reserved,
-   * audited) came first. The mode table then reads it as `model`, not `network`.
+   * `llm.v1.request.generate.<provider>` message whose call the budget guard allowed (priced,
+   * reserved, audited) and still holds (`LlmBudget.metered`). The mode table then reads it as
+   * `model`, not `network`.
    */
   modelCall?: boolean;
 }
