@@ -385,12 +385,14 @@ export class ClientConnection {
       pid: Deno.pid,
       ...(this.#workspace === undefined ? {} : { workspace: this.#workspace }),
     };
-    await this.#send(welcome).catch(() => this.#closeSocket());
-    host.bus.publish(
+    // Announced (and awaited: the capsule runtime loads the principal's own capsules on it)
+    // before the welcome, so the client's first publish meets them.
+    await host.bus.publish(
       CLIENT_CONNECT_TOPIC,
       { connection: this.id, session: this.#session, client },
       { ctx: this.#ctx() },
     ).catch(() => {});
+    await this.#send(welcome).catch(() => this.#closeSocket());
   }
 
   async #auditAuthFailure(client: string, claimed: string | undefined): Promise<void> {
@@ -591,15 +593,15 @@ export class ClientConnection {
 
   /**
    * A management request's params with the connection's bound workspace as `workspace_id`
-   * (replacing the client's): requests that act on a workspace (trust, prompt context) act on
-   * the one this session is bound to, as a publish does.
+   * (replacing the client's, and removing it when the session is bound to none): requests that
+   * act on a workspace (trust, prompt context) act only on the one this session is bound to, as
+   * a publish does.
    */
   #withWorkspace(params: JsonValue | undefined): JsonValue {
     const p = params ?? {};
-    if (this.#workspace === undefined || typeof p !== "object" || p === null || Array.isArray(p)) {
-      return p;
-    }
-    return { ...p, workspace_id: this.#workspace.id };
+    if (typeof p !== "object" || p === null || Array.isArray(p)) return p;
+    const { workspace_id: _claimed, ...rest } = p as { readonly [key: string]: JsonValue };
+    return this.#workspace === undefined ? rest : { ...rest, workspace_id: this.#workspace.id };
   }
 
   async #management(
