@@ -142,8 +142,15 @@ class Kernel implements AsyncDisposable {
     return answer.system as string;
   }
 
-  /** Connects a client as `principal` (its own capsules load); resolves once they are announced. */
-  async connect(principal: string, workspace?: string): Promise<DaemonClient> {
+  /**
+   * Connects a client as `principal` (its own capsules load); resolves once they are announced,
+   * or with `welcomeOnly` as soon as the daemon's welcome arrives.
+   */
+  async connect(
+    principal: string,
+    workspace?: string,
+    options: { welcomeOnly?: boolean } = {},
+  ): Promise<DaemonClient> {
     const loaded = nextMessage(
       this.daemon,
       "astrid.v1.capsules_loaded",
@@ -158,7 +165,7 @@ class Kernel implements AsyncDisposable {
         ...(workspace !== undefined ? { workspace } : {}),
       });
       this.#clients.push(client);
-      await loaded.message;
+      if (options.welcomeOnly !== true) await loaded.message;
       return client;
     } finally {
       loaded.close();
@@ -239,7 +246,13 @@ Deno.test("prompt-builder adds the capsules' context files and skills a principa
   });
 
   await t.step("a principal sees its own capsule's context; no other principal does", async () => {
-    await kernel.connect("bob");
+    // No wait for the load announcement: the daemon loads a principal's own capsules before its
+    // welcome, so the very first prompt after connecting already sees them.
+    await kernel.connect("bob", undefined, { welcomeOnly: true });
+    assert.ok(
+      kernel.daemon.capsules.list("bob").some((c) => c.name === "private-notes"),
+      "bob's own capsule is loaded by the time the welcome arrives",
+    );
     const bob = await kernel.system("bob");
     assert.ok(bob.includes(NOTES_CONTEXT), "bob sees the operator's capsules");
     assert.ok(bob.includes(`## private-notes/static/context.md\n\nBob's secret is ${BOB_SECRET}.`));
