@@ -159,6 +159,17 @@ Deno.test("bootDaemon() serves the protocol in-process", async (t) => {
         () => c.call("management", { request: "InstallCapsule" }),
         (e) => (e as { data: { code: string } }).data.code === "METHOD_NOT_FOUND",
       );
+      // A session bound to no workspace cannot name one: the daemon drops the client's.
+      await assert.rejects(
+        () =>
+          c.call("management", {
+            request: "TrustCapsule",
+            params: { name: "x", workspace_id: "w-someone-elses" },
+          }),
+        (e) =>
+          (e as { data: { code: string } }).data.code === "INVALID_PARAMS" &&
+          /"workspace_id" null/.test((e as Error).message),
+      );
       await c.close();
     });
 
